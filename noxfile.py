@@ -20,7 +20,6 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", "sdk", "exporters", "tests", "benchmarks", "noxfile.py")
-    session.run("ruff", "format", "--check", "sdk", "exporters")
 
 
 @nox.session(python=PYTHON)

@@ -200,7 +200,8 @@ def _segment_tags(schema: DatasetSchema, segment: Any) -> Segment:
     columns = partition.mapper.col_names if partition is not None and partition.mapper else []
     if len(columns) != len(segment.key):
         return tuple((f"key{index}", str(value)) for index, value in enumerate(segment.key))
-    return tuple((str(column), str(value)) for column, value in zip(columns, segment.key))
+    pairs = zip(columns, segment.key, strict=True)
+    return tuple((str(column), str(value)) for column, value in pairs)
 
 
 def _reason(exc: BaseException) -> str:

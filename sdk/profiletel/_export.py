@@ -21,6 +21,7 @@ from whylogs.api.writer import Writer
 from ._deadletter import DeadLetterStore
 from ._errors import ExportError
 from ._profile import BucketProfile
+from ._time import iso_utc
 
 __all__ = ["ExportChannel", "ExportOutcome", "call_exporter", "exporter_name"]
 
@@ -224,8 +225,8 @@ class ExportChannel:
             _logger.error(
                 "Exporter %s refused the profile of dataset %s, bucket %s permanently (%s). "
                 "Fix the exporter's configuration, then replay the dead-letter directory %s.",
-                self.name, item.profile.dataset_id, item.profile.bucket_start, outcome.error,
-                self._dead_letters.directory,
+                self.name, item.profile.dataset_id, iso_utc(item.profile.bucket_start_ms),
+                outcome.error, self._dead_letters.directory,
             )
             self._dead_letter(item, outcome.error)
             return
@@ -237,8 +238,8 @@ class ExportChannel:
         _logger.warning(
             "Exporter %s failed on dataset %s, bucket %s (attempt %d of %d: %s); it is tried "
             "again at the next write.",
-            self.name, item.profile.dataset_id, item.profile.bucket_start, item.attempts,
-            self._max_attempts, outcome.error,
+            self.name, item.profile.dataset_id, iso_utc(item.profile.bucket_start_ms),
+            item.attempts, self._max_attempts, outcome.error,
         )
         with self._cond:
             if not self._closed:
@@ -254,7 +255,7 @@ class ExportChannel:
             _logger.error(
                 "Profile of dataset %s, bucket %s could not be delivered by exporter %s nor "
                 "written to the dead-letter directory (%s); it is lost. Make %s writable.",
-                item.profile.dataset_id, item.profile.bucket_start, self.name, exc,
+                item.profile.dataset_id, iso_utc(item.profile.bucket_start_ms), self.name, exc,
                 self._dead_letters.directory,
             )
             return
@@ -263,6 +264,6 @@ class ExportChannel:
             "Exporter %s could not deliver the profile of dataset %s, bucket %s after %d "
             "attempt(s) (%s); it was written to %s. Run `profiletel replay %s --exporter %s` "
             "once the destination is back.",
-            self.name, item.profile.dataset_id, item.profile.bucket_start, item.attempts,
-            reason, path, self._dead_letters.directory, self.name,
+            self.name, item.profile.dataset_id, iso_utc(item.profile.bucket_start_ms),
+            item.attempts, reason, path, self._dead_letters.directory, self.name,
         )

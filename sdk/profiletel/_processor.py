@@ -22,7 +22,7 @@ from ._config import DEFAULT_WRITE_SCHEDULE, check_bucket_granularity, dead_lett
 from ._deadletter import DeadLetterStore
 from ._errors import ProviderShutdownError
 from ._export import DEFAULT_MAX_ATTEMPTS, ExportChannel
-from ._time import Schedule, TimeGranularity, bucket_start_ms, next_write_s
+from ._time import Schedule, TimeGranularity, next_write_s
 
 __all__ = ["BatchProfileProcessor", "ProcessorStatus", "DatasetStatus", "Dataset"]
 
@@ -417,7 +417,9 @@ class BatchProfileProcessor:
             self._run_in_caller()
         if not marker.done.wait(max(0.0, deadline - time.monotonic())):
             return False
-        rounds_done = all(channel.wait_round(ticket, deadline) for channel, ticket in marker.tickets)
+        rounds_done = all(
+            channel.wait_round(ticket, deadline) for channel, ticket in marker.tickets
+        )
         return rounds_done and all(channel.pending == 0 for channel in self._channels)
 
     def _run_in_caller(self) -> None:
@@ -439,7 +441,8 @@ class BatchProfileProcessor:
             _logger.warning("shutdown() was called twice; the second call does nothing.")
             return False
         self._shutdown = True
-        flushed = self._flush(deadline)
+        dead_before = sum(channel.dead_lettered + channel.lost for channel in self._channels)
+        written = self._flush(deadline) or not self._queue
         self._stopping = True
         self._wake.set()
 
@@ -455,15 +458,14 @@ class BatchProfileProcessor:
             for channel, ticket in tickets:
                 channel.wait_round(ticket, deadline)
 
-        delivered = flushed
         for channel in self._channels:
             if channel.pending:
-                delivered = False
                 channel.dead_letter_remaining("shutdown timed out before delivery")
             channel.close()
         if self._worker is not None:
             self._worker.join(max(0.0, min(1.0, deadline - time.monotonic())))
-        return delivered and not any(channel.dead_lettered for channel in self._channels)
+        dead_after = sum(channel.dead_lettered + channel.lost for channel in self._channels)
+        return written and dead_after == dead_before
 
     def status(self) -> ProcessorStatus:
         with self._lock:

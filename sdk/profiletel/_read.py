@@ -90,7 +90,7 @@ def summarize(view: DatasetProfileView) -> list[ColumnSummary]:
         numeric = sum(type_counts.get(k, 0) for k in ("integral", "fractional"))
         distribution = numeric > 0
 
-        def stat(path: str, enabled: bool = True) -> float | None:
+        def stat(path: str, enabled: bool = True, column: str = column) -> float | None:
             return _metric_value(view, column, path) if enabled else None
 
         summaries.append(

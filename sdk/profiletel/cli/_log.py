@@ -73,7 +73,8 @@ def event_times_ms(frame: pd.DataFrame, column: str) -> np.ndarray:
     except (ValueError, TypeError) as exc:
         raise ValueError(f"timestamp column {column!r} does not hold times: {exc}") from None
     if moments.isna().any():
-        raise ValueError(f"timestamp column {column!r} has {int(moments.isna().sum())} empty value(s)")
+        empty = int(moments.isna().sum())
+        raise ValueError(f"timestamp column {column!r} has {empty} empty value(s)")
     return (moments.astype("int64") // 1_000_000).to_numpy()
 
 

@@ -89,6 +89,7 @@ def render_table(summaries: list[ColumnSummary]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = []
     for row in rows:
-        cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:])]
+        rest = zip(row[1:], widths[1:], strict=True)
+        cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in rest]
         lines.append("  ".join(cells))
     return "\n".join(lines)
