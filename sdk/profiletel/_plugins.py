@@ -142,7 +142,7 @@ class _Registry:
                     impl.plugin_name, None, None, loaded=True
                 )
                 try:
-                    provided = dict(impl.function())
+                    provided: dict[str, ExporterFactory] = dict(impl.function())  # type: ignore[call-overload]
                 except Exception as exc:
                     self._fail(impl.plugin_name, info.distribution, info.version, exc)
                     continue

@@ -22,6 +22,7 @@ from ._config import DEFAULT_WRITE_SCHEDULE, check_bucket_granularity, dead_lett
 from ._deadletter import DeadLetterStore
 from ._errors import ProviderShutdownError
 from ._export import DEFAULT_MAX_ATTEMPTS, ExportChannel
+from ._profile import BucketProfile
 from ._time import Schedule, TimeGranularity, next_write_s
 
 __all__ = ["BatchProfileProcessor", "ProcessorStatus", "DatasetStatus", "Dataset"]
@@ -384,7 +385,7 @@ class BatchProfileProcessor:
     def _write(self, marker: _Marker | None) -> None:
         """Turn every bucket into profiles, hand them to every channel, start a round."""
         self._commit(force=True)
-        profiles = []
+        profiles: list[BucketProfile] = []
         for aggregate in list(self._aggregates.values()):
             profiles.extend(aggregate.finish())
         self._writes += 1
