@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 import profiletel
+from conftest import RecordingExporter
 from profiletel import ConfigurationError, hookimpl
-from tests.conftest import RecordingExporter
 
 
 def test_local_exporter_is_registered_through_an_entry_point() -> None:

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 import profiletel
+from conftest import RecordingExporter
 from profiletel import (
     BatchProfileProcessor,
     ProfileProvider,
@@ -17,7 +18,6 @@ from profiletel import (
     TimeGranularity,
     _provider,
 )
-from tests.conftest import RecordingExporter
 
 HOUR_MS = 3_600_000
 

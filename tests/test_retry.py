@@ -13,8 +13,8 @@ import pytest
 import whylogs as why
 from whylogs.api.writer import Writer
 
+from conftest import RecordingExporter
 from profiletel import BatchProfileProcessor, PermanentExportError, ProfileProvider
-from tests.conftest import RecordingExporter
 
 
 def _provider(tmp_path: Path, *exporters: Writer) -> ProfileProvider:

@@ -8,12 +8,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
-from whylogs.api.logger.segment_cache import SegmentCache
-from whylogs.api.logger.segment_processing import segment_processing
 from whylogs.core import DatasetProfile, DatasetProfileView, DatasetSchema
 
 from ._columns import rows_to_frame
 from ._profile import BucketProfile, Segment
+from ._segments import check_segments, is_segmented, split_segments
 
 __all__ = ["DatasetAggregate"]
 
@@ -30,13 +29,16 @@ def _utc(timestamp_ms: int) -> datetime:
 class _Bucket:
     """What one bucket holds: rows waiting to be tracked, and what was tracked."""
 
-    __slots__ = ("start_ms", "staged_rows", "staged_frames", "profile", "views", "rows")
+    __slots__ = (
+        "start_ms", "staged_rows", "staged_frames", "profile", "segment_profiles", "views", "rows"
+    )
 
     def __init__(self, start_ms: int) -> None:
         self.start_ms = start_ms
         self.staged_rows: list[Row] = []
         self.staged_frames: list[pd.DataFrame] = []
         self.profile: DatasetProfile | None = None
+        self.segment_profiles: dict[Segment, DatasetProfile] = {}
         # Views from tracking that had to be isolated, keyed by segment ((), if none).
         self.views: dict[Segment, list[DatasetProfileView]] = {}
         self.rows = 0
@@ -60,7 +62,10 @@ class DatasetAggregate:
     ) -> None:
         self.dataset_id = dataset_id
         self.schema = schema
-        self._segmented = schema is not None and bool(schema.segments)
+        self._segmented = is_segmented(schema)
+        if self._segmented:
+            assert schema is not None
+            check_segments(schema)
         self._on_reject = on_reject
         self._buckets: dict[int, _Bucket] = {}
         self.staged = 0
@@ -131,6 +136,16 @@ class DatasetAggregate:
                 bucket.profile = self._new_profile(bucket.start_ms)
             bucket.profile.track(pandas=frame)
             return len(frame)
+        if plain:
+            # A schema's filter or UDF may raise on any value, so split before touching
+            # the bucket; what fails goes the isolated way below.
+            try:
+                parts = self._split(frame)
+            except Exception:
+                parts = None
+            if parts is not None:
+                self._track_parts(bucket.start_ms, parts, bucket.segment_profiles)
+                return len(frame)
         try:
             views = self._track_into_new(bucket.start_ms, frame)
         except Exception as exc:
@@ -151,16 +166,28 @@ class DatasetAggregate:
             profile = self._new_profile(start_ms)
             profile.track(pandas=frame)
             return {(): profile.view()}
+        profiles: dict[Segment, DatasetProfile] = {}
+        self._track_parts(start_ms, self._split(frame), profiles)
+        return {segment: profile.view() for segment, profile in profiles.items()}
+
+    def _split(self, frame: pd.DataFrame) -> list[tuple[Segment, pd.DataFrame]]:
         assert self.schema is not None
-        cache = SegmentCache(schema=self.schema.copy())
-        segment_processing(self.schema, pandas=frame, segment_cache=cache)
-        result = cache.get_result_set(dataset_timestamp=_utc(start_ms))
-        views: dict[Segment, DatasetProfileView] = {}
-        for segment in result.segments() or []:
-            view = result.view(segment)
-            if view is not None:
-                views[_segment_tags(self.schema, segment)] = view
-        return views
+        # As whylogs does: UDF columns exist before segmenting, and are not computed twice.
+        frame, _ = self.schema._run_udfs(frame, None)
+        return list(split_segments(self.schema, frame))
+
+    def _track_parts(
+        self,
+        start_ms: int,
+        parts: list[tuple[Segment, pd.DataFrame]],
+        profiles: dict[Segment, DatasetProfile],
+    ) -> None:
+        """Track each segment's rows into its profile in ``profiles``, adding those missing."""
+        for segment, rows in parts:
+            profile = profiles.get(segment)
+            if profile is None:
+                profile = profiles[segment] = self._new_profile(start_ms)
+            profile.track(pandas=rows, execute_udfs=False)
 
     def _track_isolated(self, bucket: _Bucket, rows: list[Row]) -> int:
         """Find the rows whylogs rejects by halving the batch, and keep the rest."""
@@ -188,20 +215,13 @@ class DatasetAggregate:
         views = {segment: list(found) for segment, found in bucket.views.items()}
         if bucket.profile is not None:
             views.setdefault((), []).insert(0, bucket.profile.view())
+        for segment, profile in bucket.segment_profiles.items():
+            views.setdefault(segment, []).insert(0, profile.view())
         for segment, parts in views.items():
             merged = parts[0]
             for part in parts[1:]:
                 merged = merged.merge(part)
             yield BucketProfile(self.dataset_id, bucket.start_ms, merged, segment)
-
-
-def _segment_tags(schema: DatasetSchema, segment: Any) -> Segment:
-    partition = next((p for p in schema.segments.values() if p.id == segment.parent_id), None)
-    columns = partition.mapper.col_names if partition is not None and partition.mapper else []
-    if len(columns) != len(segment.key):
-        return tuple((f"key{index}", str(value)) for index, value in enumerate(segment.key))
-    pairs = zip(columns, segment.key, strict=True)
-    return tuple((str(column), str(value)) for column, value in pairs)
 
 
 def _reason(exc: BaseException) -> str:

@@ -190,6 +190,25 @@ class BatchProfileProcessor:
     def exporters(self) -> list[Writer]:
         return [channel.exporter for channel in self._channels]
 
+    @property
+    def worker(self) -> threading.Thread | None:
+        """The thread that tracks queued rows (a new one replaces it if it dies)."""
+        return self._worker
+
+    def barrier(self) -> Future:
+        """A future that completes once every row submitted before this call is tracked
+        (or counted as rejected). It is already complete after :meth:`shutdown`, which
+        tracks everything queued."""
+        done: Future = Future()
+        if self._shutdown and self._stopping:
+            done.set_result(None)
+            return done
+        self._queue.append(done)
+        self._wake.set()
+        if self._worker is None or not self._worker.is_alive():
+            self._run_in_caller()
+        return done
+
     # The caller's side
 
     def submit(
@@ -311,7 +330,10 @@ class BatchProfileProcessor:
         for _ in range(len(queue)):
             item = queue.popleft()
             if type(item) is not tuple:
-                markers.append(item)
+                if isinstance(item, Future):
+                    futures.append(item)  # a barrier()
+                else:
+                    markers.append(item)
                 continue
             dataset, timestamp_ms, data, result = item
             start = timestamp_ms - timestamp_ms % unit

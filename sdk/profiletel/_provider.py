@@ -21,6 +21,7 @@ from ._errors import ConfigurationError, ProviderShutdownError
 from ._logger import DatasetLogger
 from ._plugins import create_exporter
 from ._processor import BatchProfileProcessor, Dataset, ProcessorStatus
+from ._segments import check_segments
 from ._time import Schedule, TimeGranularity
 
 __all__ = [
@@ -86,6 +87,8 @@ class _Datasets:
             raise ValueError("dataset_id must not be empty")
         if schema is not None and not isinstance(schema, DatasetSchema):
             raise TypeError(f"schema must be a whylogs DatasetSchema, got {type(schema).__name__}")
+        if schema is not None and schema.segments:
+            check_segments(schema)
         with self._lock:
             dataset = self._by_id.get(dataset_id)
             if dataset is None:
@@ -124,7 +127,8 @@ class ProfileProvider:
 
         :param schema: a whylogs ``DatasetSchema``; one with segments makes the
             dataset's profiles segmented.
-        :raises ValueError: for an empty id, or a second, different schema for one id.
+        :raises ValueError: for an empty id, a second, different schema for one id, or
+            segments profiletel cannot make (see :func:`check_segments`).
         """
         return DatasetLogger(self._datasets.get(dataset_id, schema), self)
 

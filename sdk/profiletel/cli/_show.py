@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .._profile import BucketProfile
+from .._profile import BucketProfile, Segment
 from .._read import ColumnSummary, merge_views, read_profiles, summarize
 from .._time import iso_utc
 
@@ -26,6 +26,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("path", type=Path, help="a profile file or a folder of them")
     parser.add_argument("--dataset", help="only this dataset id")
     parser.add_argument("--by-bucket", action="store_true", help="one block per bucket")
+    parser.add_argument(
+        "--by-segment", action="store_true", help="one block per segment of each dataset"
+    )
     parser.set_defaults(run=run)
 
 
@@ -36,26 +39,48 @@ def run(args: argparse.Namespace) -> int:
     if not profiles:
         print(f"no profiles under {args.path}")
         return 1
-    print(render(profiles, by_bucket=args.by_bucket))
+    print(render(profiles, by_bucket=args.by_bucket, by_segment=args.by_segment))
     return 0
 
 
+GroupKey = tuple[str, Segment | None, int | None]
+
+
 def group_profiles(
-    profiles: Iterable[BucketProfile], *, by_bucket: bool
-) -> dict[tuple[str, int | None], list[BucketProfile]]:
-    groups: dict[tuple[str, int | None], list[BucketProfile]] = defaultdict(list)
+    profiles: Iterable[BucketProfile], *, by_bucket: bool, by_segment: bool = False
+) -> dict[GroupKey, list[BucketProfile]]:
+    """Profiles per dataset, and per segment and bucket when asked, in a stable order."""
+    groups: dict[GroupKey, list[BucketProfile]] = defaultdict(list)
     for profile in profiles:
-        key = (profile.dataset_id, profile.bucket_start_ms if by_bucket else None)
+        key = (
+            profile.dataset_id,
+            profile.segment if by_segment else None,
+            profile.bucket_start_ms if by_bucket else None,
+        )
         groups[key].append(profile)
-    return dict(sorted(groups.items(), key=lambda item: (item[0][0], item[0][1] or 0)))
+    return dict(
+        sorted(groups.items(), key=lambda item: (item[0][0], item[0][1] or (), item[0][2] or 0))
+    )
 
 
-def render(profiles: list[BucketProfile], *, by_bucket: bool = False) -> str:
+def segment_text(segment: Segment) -> str:
+    """``origin=JFK, carrier=UA``; ``(no segment)`` for an unsegmented profile."""
+    if not segment:
+        return "(no segment)"
+    return ", ".join(f"{column}={value}" for column, value in segment)
+
+
+def render(
+    profiles: list[BucketProfile], *, by_bucket: bool = False, by_segment: bool = False
+) -> str:
     blocks = []
-    for (dataset_id, bucket), group in group_profiles(profiles, by_bucket=by_bucket).items():
+    groups = group_profiles(profiles, by_bucket=by_bucket, by_segment=by_segment)
+    for (dataset_id, segment, bucket), group in groups.items():
         view = merge_views(p.view for p in group)
         assert view is not None
         heading = f"dataset {dataset_id}"
+        if segment is not None:
+            heading += f", segment {segment_text(segment)}"
         if bucket is not None:
             heading += f", bucket {iso_utc(bucket)}"
         else:
