@@ -410,6 +410,8 @@ class BatchProfileProcessor:
         return self._flush(deadline)
 
     def _flush(self, deadline: float) -> bool:
+        # A profile dead-lettered by this round was not delivered either.
+        given_up = self._given_up()
         marker = _Marker()
         self._queue.append(marker)
         self._wake.set()
@@ -418,7 +420,14 @@ class BatchProfileProcessor:
         if not marker.done.wait(max(0.0, deadline - time.monotonic())):
             return False
         rounds_done = all(channel.wait_round(ticket, deadline) for channel, ticket in marker.tickets)
-        return rounds_done and all(channel.pending == 0 for channel in self._channels)
+        return (
+            rounds_done
+            and all(channel.pending == 0 for channel in self._channels)
+            and self._given_up() == given_up
+        )
+
+    def _given_up(self) -> int:
+        return sum(channel.dead_lettered + channel.lost for channel in self._channels)
 
     def _run_in_caller(self) -> None:
         """The worker is gone (it died, or this is shutdown): do its work here."""
