@@ -149,6 +149,8 @@ class ExportChannel:
         with self._cond:
             left = list(self._pending.values())
             if self._in_flight is not None:
+                # The exporter was called and has not answered: that counts as an attempt.
+                self._in_flight.attempts += 1
                 left.insert(0, self._in_flight)
                 self._in_flight = None
             self._pending = {}
@@ -222,13 +224,7 @@ class ExportChannel:
         item.attempts += 1
         item.last_error = outcome.error
         if not outcome.retryable:
-            _logger.error(
-                "Exporter %s refused the profile of dataset %s, bucket %s permanently (%s). "
-                "Fix the exporter's configuration, then replay the dead-letter directory %s.",
-                self.name, item.profile.dataset_id, iso_utc(item.profile.bucket_start_ms),
-                outcome.error, self._dead_letters.directory,
-            )
-            self._dead_letter(item, outcome.error)
+            self._dead_letter(item, outcome.error, permanent=True)
             return
         if item.attempts >= self._max_attempts:
             self._dead_letter(item, outcome.error)
@@ -247,7 +243,7 @@ class ExportChannel:
                 return
         self._dead_letter(item, outcome.error)
 
-    def _dead_letter(self, item: _Pending, reason: str) -> None:
+    def _dead_letter(self, item: _Pending, reason: str, *, permanent: bool = False) -> None:
         try:
             path = self._dead_letters.put(item.profile, self.name, item.attempts, reason)
         except OSError as exc:
@@ -260,6 +256,15 @@ class ExportChannel:
             )
             return
         self.dead_lettered += 1
+        if permanent:
+            _logger.error(
+                "Exporter %s refused the profile of dataset %s, bucket %s permanently (%s); "
+                "it was written to %s. Fix what the message says, then run "
+                "`profiletel replay %s --exporter %s`.",
+                self.name, item.profile.dataset_id, item.profile.bucket_start, reason, path,
+                self._dead_letters.directory, self.name,
+            )
+            return
         _logger.error(
             "Exporter %s could not deliver the profile of dataset %s, bucket %s after %d "
             "attempt(s) (%s); it was written to %s. Run `profiletel replay %s --exporter %s` "

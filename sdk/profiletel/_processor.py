@@ -433,6 +433,8 @@ class BatchProfileProcessor:
         return self._flush(deadline)
 
     def _flush(self, deadline: float) -> bool:
+        # A profile dead-lettered by this round was not delivered either.
+        given_up = self._given_up()
         marker = _Marker()
         self._queue.append(marker)
         self._wake.set()
@@ -443,7 +445,14 @@ class BatchProfileProcessor:
         rounds_done = all(
             channel.wait_round(ticket, deadline) for channel, ticket in marker.tickets
         )
-        return rounds_done and all(channel.pending == 0 for channel in self._channels)
+        return (
+            rounds_done
+            and all(channel.pending == 0 for channel in self._channels)
+            and self._given_up() == given_up
+        )
+
+    def _given_up(self) -> int:
+        return sum(channel.dead_lettered + channel.lost for channel in self._channels)
 
     def _run_in_caller(self) -> None:
         """The worker is gone (it died, or this is shutdown): do its work here."""
@@ -457,14 +466,14 @@ class BatchProfileProcessor:
         """Write everything, retry failed exports until ``timeout_s`` runs out, and
         dead-letter what is still undelivered. Safe to call twice.
 
-        :returns: ``True`` if every profile was delivered in time.
+        :returns: ``True`` if every profile this processor ever wrote was delivered,
+            none dead-lettered or lost.
         """
         deadline = time.monotonic() + timeout_s
         if self._shutdown:
             _logger.warning("shutdown() was called twice; the second call does nothing.")
             return False
         self._shutdown = True
-        dead_before = sum(channel.dead_lettered + channel.lost for channel in self._channels)
         written = self._flush(deadline) or not self._queue
         self._stopping = True
         self._wake.set()
@@ -487,8 +496,7 @@ class BatchProfileProcessor:
             channel.close()
         if self._worker is not None:
             self._worker.join(max(0.0, min(1.0, deadline - time.monotonic())))
-        dead_after = sum(channel.dead_lettered + channel.lost for channel in self._channels)
-        return written and dead_after == dead_before
+        return written and self._given_up() == 0
 
     def status(self) -> ProcessorStatus:
         with self._lock:
