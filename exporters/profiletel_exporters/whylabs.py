@@ -25,6 +25,15 @@ from profiletel import (
     hookimpl,
 )
 
+# The variable names live with every other one profiletel reads; this module reads them
+# too, so that a WhyLabsExporter built directly is configured like one built by name.
+from profiletel._config import (
+    DEFAULT_WHYLABS_ENDPOINT,
+    WHYLABS_API_ENDPOINT,
+    WHYLABS_API_KEY,
+    WHYLABS_DEFAULT_ORG_ID,
+)
+
 from ._common import as_bucket_profile, positive_seconds, scrub, status_error
 
 try:
@@ -38,11 +47,7 @@ _logger = logging.getLogger(__name__)
 
 EXPORTER_NAME: Final = "whylabs"
 
-# The variables whylogs reads, so one environment configures both.
-WHYLABS_API_KEY: Final = "WHYLABS_API_KEY"
-WHYLABS_DEFAULT_ORG_ID: Final = "WHYLABS_DEFAULT_ORG_ID"
-WHYLABS_API_ENDPOINT: Final = "WHYLABS_API_ENDPOINT"
-DEFAULT_ENDPOINT: Final = "https://api.whylabsapp.com"
+DEFAULT_ENDPOINT: Final = DEFAULT_WHYLABS_ENDPOINT
 
 DEFAULT_CONNECT_TIMEOUT_S: Final = 5.0
 DEFAULT_READ_TIMEOUT_S: Final = 30.0

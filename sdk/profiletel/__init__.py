@@ -45,6 +45,7 @@ from ._provider import (
     get_provider,
     set_provider,
 )
+from ._read import ColumnSummary, summarize
 from ._rolling import (
     CloseMessage,
     DatasetProfileContainer,
@@ -68,6 +69,7 @@ __all__ = [
     "BatchProfileProcessor",
     "BucketProfile",
     "CloseMessage",
+    "ColumnSummary",
     "ConfigurationError",
     "DatasetLogger",
     "DatasetProfileContainer",
@@ -112,6 +114,7 @@ __all__ = [
     "register_plugin",
     "safe_path_part",
     "set_provider",
+    "summarize",
     "unregister_plugin",
     "unsafe_path_part",
     "write_atomic",

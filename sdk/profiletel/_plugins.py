@@ -7,7 +7,6 @@ point in the ``profiletel`` group that implements :func:`profiletel_exporters`.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,6 +16,8 @@ from typing import Any, Final
 import pluggy
 from whylogs.api.writer import Writer
 
+from . import _config
+from ._config import PROFILETEL_STRICT_PLUGINS
 from ._errors import ConfigurationError, PluginError
 
 __all__ = [
@@ -36,7 +37,6 @@ _logger = logging.getLogger(__name__)
 
 PROJECT_NAME: Final = "profiletel"
 ENTRY_POINT_GROUP: Final = "profiletel"
-PROFILETEL_STRICT_PLUGINS: Final = "PROFILETEL_STRICT_PLUGINS"
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
@@ -79,7 +79,11 @@ class ExporterInfo:
 
 
 def _is_strict() -> bool:
-    return os.environ.get(PROFILETEL_STRICT_PLUGINS, "").strip().lower() in ("1", "true", "yes")
+    try:
+        return _config.strict_plugins_from_env()
+    except ConfigurationError:
+        # configure() reports the bad value; loading plugins goes on leniently meanwhile.
+        return False
 
 
 class _Registry:
@@ -214,10 +218,12 @@ def create_exporter(name: str, **options: Any) -> Writer:
     """Build a registered exporter by its name.
 
     :param name: the exporter name a plugin registered (``"local"``, ``"s3"`` ...).
-    :param options: passed to the plugin's factory.
-    :raises ConfigurationError: if no plugin provides ``name``, or the factory rejects
-        the options.
+    :param options: passed to the plugin's factory, over the options its environment
+        variables set (see ``EXPORTER_VARIABLES`` in ``profiletel._config``).
+    :raises ConfigurationError: if no plugin provides ``name``, an environment variable
+        of the exporter is invalid, or the factory rejects the options.
     """
+    options = {**_config.exporter_options_from_env(name), **options}
     exporters = _registry.exporters()
     info = exporters.get(name)
     if info is None:

@@ -19,7 +19,7 @@ from whylogs.core import DatasetSchema
 from . import _config
 from ._errors import ConfigurationError, ProviderShutdownError
 from ._logger import DatasetLogger
-from ._plugins import create_exporter
+from ._plugins import create_exporter, exporter_names
 from ._processor import BatchProfileProcessor, Dataset, ProcessorStatus
 from ._segments import check_segments
 from ._time import Schedule, TimeGranularity
@@ -279,12 +279,7 @@ def set_provider(provider: ProfileProvider) -> None:
     _global.install(provider)
 
 
-class _Unset:
-    def __repr__(self) -> str:
-        return "<unset>"
-
-
-_UNSET: Any = _Unset()
+_UNSET: Any = _config.UNSET
 
 
 def configure(
@@ -316,22 +311,18 @@ def configure(
     options = {name: dict(values) for name, values in (exporter_options or {}).items()}
     if local_dir is not None:
         options.setdefault("local", {}).setdefault("base_dir", os.fspath(local_dir))
-
-    granularity = _resolve_granularity(aggregate_by)
-    schedule = _resolve_schedule(write_schedule)
-    if dead_letter_dir is None:
-        if local_dir is not None and _config.PROFILETEL_DEAD_LETTER_DIR not in os.environ:
-            dead_letter_dir = os.path.join(local_dir, _config.DEAD_LETTER_SUBDIR)
-        else:
-            dead_letter_dir = _config.dead_letter_dir_from_env()
-
-    names_or_writers = list(exporters) if exporters is not None else list(
-        _config.exporters_from_env()
+    resolved = _config.resolve(
+        exporters=exporters,
+        aggregate_by=aggregate_by,
+        write_schedule=write_schedule,
+        local_dir=local_dir,
+        dead_letter_dir=dead_letter_dir,
     )
+
     built: list[Writer] = []
-    for entry in names_or_writers:
+    for entry in resolved["exporters"]:
         if isinstance(entry, str):
-            built.append(create_exporter(entry, **options.get(entry, {})))
+            built.append(_create_named(entry, options, resolved.settings["exporters"].source))
         elif isinstance(entry, Writer):
             built.append(entry)
         else:
@@ -341,9 +332,9 @@ def configure(
 
     processor = BatchProfileProcessor(
         built,
-        aggregate_by=granularity,
-        write_schedule=schedule,
-        dead_letter_dir=dead_letter_dir,
+        aggregate_by=resolved["aggregate_by"],
+        write_schedule=resolved["write_schedule"],
+        dead_letter_dir=resolved["dead_letter_dir"],
         **processor_options,
     )
     provider = ProfileProvider(processors=[processor])
@@ -354,24 +345,13 @@ def configure(
     return provider
 
 
-def _resolve_granularity(value: TimeGranularity | str | None) -> TimeGranularity:
-    if value is None:
-        return _config.aggregate_by_from_env()
+def _create_named(name: str, options: Mapping[str, Mapping[str, Any]], source: str) -> Writer:
     try:
-        return _config.check_bucket_granularity(TimeGranularity.parse(value))
-    except ValueError as exc:
-        raise ConfigurationError(f"aggregate_by: {exc}") from None
-
-
-def _resolve_schedule(value: Schedule | str | None) -> Schedule | None:
-    if value is _UNSET:
-        return _config.write_schedule_from_env()
-    if value is None or isinstance(value, Schedule):
-        return value
-    try:
-        return Schedule.parse(str(value))
-    except ValueError as exc:
-        raise ConfigurationError(f"write_schedule: {exc}") from None
+        return create_exporter(name, **options.get(name, {}))
+    except ConfigurationError as exc:
+        if source == _config.ENVIRONMENT and name not in exporter_names():
+            raise ConfigurationError(f"{_config.PROFILETEL_EXPORTERS}: {exc}") from None
+        raise
 
 
 def _shutdown_at_exit() -> None:
