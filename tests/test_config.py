@@ -175,6 +175,18 @@ def test_config_command_prints_values_and_their_sources(
                                  "PROFILETEL_S3_BUCKET"]
 
 
+def test_config_command_shows_a_schedule_that_never_writes_as_never(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PROFILETEL_WRITE_EVERY", "off")
+
+    main(["config"])
+
+    row = next(line.split() for line in capsys.readouterr().out.splitlines()
+               if line.startswith("write_schedule"))
+    assert row == ["write_schedule", "never", "environment", "PROFILETEL_WRITE_EVERY"]
+
+
 def test_config_command_never_prints_the_api_key(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

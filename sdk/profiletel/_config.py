@@ -265,7 +265,7 @@ class Setting:
         if self.secret and self.value is not None:
             return MASK
         if self.value is None:
-            return "-"
+            return "never" if self.option == "write_schedule" else "-"
         if isinstance(self.value, TimeGranularity):
             return self.value.value.lower()
         if isinstance(self.value, (tuple, list)):

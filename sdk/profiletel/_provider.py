@@ -297,8 +297,10 @@ def configure(
 
     Arguments not given come from the environment (``PROFILETEL_EXPORTERS``,
     ``PROFILETEL_AGGREGATE_BY``, ``PROFILETEL_WRITE_EVERY``, ``PROFILETEL_LOCAL_DIR``,
-    ``PROFILETEL_DEAD_LETTER_DIR``), then from the defaults. A provider installed
-    before is shut down first (flushing it), and loggers already handed out by
+    ``PROFILETEL_DEAD_LETTER_DIR``), then from the defaults; exporter options not given
+    in ``exporter_options`` come from the exporter's variables (``PROFILETEL_S3_*``,
+    ``WHYLABS_*``). ``profiletel config`` prints the result. A provider installed
+    before is shut down afterwards (flushing it), and loggers already handed out by
     :func:`get_logger` follow the new one.
 
     :param exporters: exporter names, whylogs ``Writer`` instances, or a mix.
