@@ -74,7 +74,11 @@ def test_configure_uses_the_resolved_values(
     [
         ("PROFILETEL_AGGREGATE_BY", "week", "PROFILETEL_AGGREGATE_BY: unknown time granularity "
          "'week'; expected one of: second, minute, hour, day"),
-        ("PROFILETEL_WRITE_EVERY", "soon", "PROFILETEL_WRITE_EVERY: "),
+        ("PROFILETEL_WRITE_EVERY", "soon", "PROFILETEL_WRITE_EVERY: invalid write schedule "
+         "'soon'; expected <number><unit> with unit s, m, h or d (for example 10m or 1h), "
+         "or 'never'"),
+        ("PROFILETEL_EXIT_TIMEOUT_S", "-1", "PROFILETEL_EXIT_TIMEOUT_S='-1' is not a number "
+         "of seconds >= 0"),
         ("PROFILETEL_STRICT_PLUGINS", "maybe", "PROFILETEL_STRICT_PLUGINS='maybe' is not a "
          "switch; expected one of: 1, true, yes, on, 0, false, no, off"),
         ("PROFILETEL_EXPORTERS", "local,nope", "PROFILETEL_EXPORTERS: no exporter named 'nope' "
@@ -96,8 +100,10 @@ def test_invalid_core_variable_fails_at_configure_naming_it(
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
-        ("PROFILETEL_S3_BUCKET", "My_Bucket", "PROFILETEL_S3_BUCKET='My_Bucket' is not an S3 "
-         "bucket name; expected 3 to 63 lowercase letters, digits, dots and hyphens"),
+        ("PROFILETEL_S3_BUCKET", "s3://ml-profiles/prod", "PROFILETEL_S3_BUCKET="
+         "'s3://ml-profiles/prod' is not an S3 bucket name; expected the bare name: 3 to 255 "
+         "letters, digits, dots, hyphens and underscores, without s3:// or a key prefix "
+         "(that goes in PROFILETEL_S3_PREFIX)"),
         ("PROFILETEL_S3_ENDPOINT_URL", "127.0.0.1:9000", "PROFILETEL_S3_ENDPOINT_URL="
          "'127.0.0.1:9000' is not a URL; expected http://host[:port][/path] or https://"),
         ("PROFILETEL_S3_REGION", "EU West", "PROFILETEL_S3_REGION='EU West' is not a region "
@@ -114,6 +120,20 @@ def test_invalid_s3_variable_fails_at_configure_naming_it(
         profiletel.configure(exporters=["s3"])
 
     assert str(raised.value).startswith(message)
+
+
+def test_invalid_whylabs_endpoint_fails_at_configure_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WHYLABS_API_KEY", WHYLABS_API_KEY)
+    monkeypatch.setenv("WHYLABS_API_ENDPOINT", "api.whylabsapp.com")
+
+    with pytest.raises(ConfigurationError) as raised:
+        profiletel.configure(exporters=["whylabs"])
+
+    assert str(raised.value) == ("WHYLABS_API_ENDPOINT='api.whylabsapp.com' is not a URL; "
+                                 "expected http://host[:port][/path] or "
+                                 "https://host[:port][/path]")
 
 
 def test_invalid_exporter_variable_is_ignored_while_its_exporter_is_unused(

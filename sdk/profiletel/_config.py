@@ -156,15 +156,18 @@ def _check_url(variable: str, value: str) -> str:
     return value.rstrip("/")
 
 
-_S3_BUCKET_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# Loose enough for legacy us-east-1 names (capitals, underscores, up to 255 characters);
+# what it catches is a URL or a key pasted where the bare name belongs.
+_S3_BUCKET_NAME: Final = re.compile(r"^[A-Za-z0-9._-]{3,255}$")
 _REGION_NAME: Final = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
 def _check_bucket(variable: str, value: str) -> str:
     if not _S3_BUCKET_NAME.match(value):
         raise ConfigurationError(
-            f"{variable}={value!r} is not an S3 bucket name; expected 3 to 63 lowercase "
-            "letters, digits, dots and hyphens, starting and ending with a letter or digit"
+            f"{variable}={value!r} is not an S3 bucket name; expected the bare name: 3 to "
+            "255 letters, digits, dots, hyphens and underscores, without s3:// or a key "
+            f"prefix (that goes in {PROFILETEL_S3_PREFIX})"
         )
     return value
 

@@ -62,9 +62,8 @@ def profile_lines(profile: BucketProfile) -> list[dict[str, Any]]:
         "segment": dict(profile.segment),
         "profile_id": profile.profile_id,
     }
-    return [{**common, **_column_record(summary)} for summary in profiletel.summarize(
-        profile.view
-    )]
+    summaries = profiletel.summarize(profile.view)
+    return [{**common, **_column_record(summary)} for summary in summaries]
 
 
 def _column_record(summary: ColumnSummary) -> dict[str, Any]:
