@@ -89,3 +89,48 @@ def test_demo_logs_flights_and_checks_the_row_count(
     assert "rows             3,000" in printed
     assert "check passed" in printed
     assert "count 3,000 rows" in printed
+
+
+def test_log_reads_a_numeric_timestamp_column_as_epoch_milliseconds(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    pd.DataFrame({"ts": [1_700_000_000_000, 1_700_003_600_000], "x": [1, 2]}).to_csv(
+        path, index=False
+    )
+
+    assert main(["log", str(path), "--dataset", "events", "--timestamp-column", "ts",
+                 "--output", str(tmp_path / "out")]) == 0
+
+    buckets = sorted(p.bucket_start_ms for p in read_profiles(tmp_path / "out"))
+    assert buckets == [1_699_999_200_000, 1_700_002_800_000]
+
+
+def test_show_skips_a_damaged_file_and_names_it(
+    tmp_path: Path, orders_csv: Path, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    main(["log", str(orders_csv), "--dataset", "orders", "--timestamp-column", "when",
+          "--output", str(tmp_path / "out")])
+    damaged = tmp_path / "out" / "orders" / "damaged.bin"
+    damaged.write_bytes(b"not a profile")
+    capsys.readouterr()
+
+    assert main(["show", str(tmp_path / "out")]) == 0
+
+    assert "dataset orders: 2 profile(s)" in capsys.readouterr().out
+    assert any(str(damaged) in record.getMessage() for record in caplog.records)
+
+
+def test_replay_leaves_a_profile_folder_without_sidecars_alone(
+    tmp_path: Path, orders_csv: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["log", str(orders_csv), "--dataset", "orders", "--timestamp-column", "when",
+          "--output", str(tmp_path / "out")])
+    before = sorted(p.name for p in (tmp_path / "out").rglob("*.bin"))
+
+    code = main(["replay", str(tmp_path / "out"), "--exporter", "local",
+                 "--option", f"base_dir={tmp_path / 'elsewhere'}"])
+
+    assert code == 1
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*.bin")) == before
+    assert not (tmp_path / "elsewhere").exists()
+    assert "not a dead letter" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Iterable, Iterator
@@ -13,6 +14,8 @@ from whylogs.core import DatasetProfileView
 from ._profile import BucketProfile
 
 __all__ = ["iter_profile_files", "read_profiles", "merge_views", "ColumnSummary", "summarize"]
+
+_logger = logging.getLogger(__name__)
 
 
 def iter_profile_files(path: str | os.PathLike[str]) -> Iterator[Path]:
@@ -32,7 +35,19 @@ def iter_profile_files(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def read_profiles(path: str | os.PathLike[str]) -> list[BucketProfile]:
-    return [BucketProfile.from_bytes(file.read_bytes()) for file in iter_profile_files(path)]
+    """Every readable profile under ``path``. A file that is not a whylogs profile is
+    skipped with a WARNING naming it, so one damaged file does not hide the rest."""
+    profiles = []
+    for file in iter_profile_files(path):
+        try:
+            profiles.append(BucketProfile.from_bytes(file.read_bytes()))
+        except Exception as exc:
+            _logger.warning(
+                "Skipped %s: it is not a readable whylogs profile (%s: %s). Move it out of "
+                "the folder to silence this warning.",
+                file, type(exc).__name__, exc,
+            )
+    return profiles
 
 
 def merge_views(views: Iterable[DatasetProfileView]) -> DatasetProfileView | None:

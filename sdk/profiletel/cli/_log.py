@@ -17,6 +17,10 @@ import profiletel
 from ._progress import Progress
 
 
+# A batch job may take long, but must still end if an exporter hangs.
+_JOB_TIMEOUT_S = 3600.0
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "log",
@@ -48,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         output=args.output,
     )
     print(summary.render())
-    return 0
+    return 0 if summary.complete else 1
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -64,12 +68,19 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 def event_times_ms(frame: pd.DataFrame, column: str) -> np.ndarray:
-    """The column as epoch milliseconds; naive times are read as UTC."""
+    """The column as epoch milliseconds: numbers are read as epoch milliseconds (as
+    ``log()`` takes them), text and datetimes as times, naive ones in UTC."""
     if column not in frame.columns:
         raise ValueError(f"timestamp column {column!r} is not in the input; columns: "
                          f"{', '.join(map(str, frame.columns))}")
+    values = frame[column]
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        if values.isna().any():
+            empty = int(values.isna().sum())
+            raise ValueError(f"timestamp column {column!r} has {empty} empty value(s)")
+        return values.to_numpy(dtype=np.float64).astype(np.int64)
     try:
-        moments = pd.to_datetime(frame[column], utc=True)
+        moments = pd.to_datetime(values, utc=True)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"timestamp column {column!r} does not hold times: {exc}") from None
     if moments.isna().any():
@@ -89,6 +100,7 @@ class LogSummary:
     rows_rejected: int
     seconds: float
     output: Path
+    complete: bool = True
 
     @property
     def rows_per_second(self) -> float:
@@ -105,6 +117,8 @@ class LogSummary:
         ]
         if self.dead_lettered:
             lines.append(f"dead-lettered    {self.dead_lettered:,}")
+        if not self.complete:
+            lines.append("incomplete       not every profile was delivered; see the log above")
         if self.rows_dropped or self.rows_rejected:
             lines.append(f"rows dropped     {self.rows_dropped:,}")
             lines.append(f"rows rejected    {self.rows_rejected:,}")
@@ -124,7 +138,8 @@ def log_frame(
     output = output if output is not None else Path(profiletel.local_dir_from_env())
     provider = profiletel.configure(
         exporters=["local"], local_dir=output, aggregate_by=aggregate_by, write_schedule=None,
-        queue_full="block",
+        # A batch job waits for the worker rather than thin its input.
+        queue_full="block", block_timeout_s=_JOB_TIMEOUT_S,
     )
     logger = profiletel.get_logger(dataset_id)
     rows = frame.to_dict("records")
@@ -142,7 +157,7 @@ def log_frame(
         if index % 4096 == 0:
             progress.update(index)
     progress.update(len(rows))
-    provider.shutdown(timeout_s=120)
+    complete = provider.shutdown(timeout_s=_JOB_TIMEOUT_S)
     seconds = time.perf_counter() - started
     progress.close()
 
@@ -158,4 +173,5 @@ def log_frame(
         rows_rejected=status.rows_rejected,
         seconds=seconds,
         output=output,
+        complete=complete,
     )

@@ -130,6 +130,14 @@ def replay(
     result = ReplayResult()
     letters = list(store)
     for index, letter in enumerate(letters):
+        if not letter.info:
+            # Without its sidecar a .bin is not a dead letter (perhaps a profile folder
+            # passed by mistake): deleting it after delivery would move user data.
+            result.left += 1
+            error = "no .json sidecar beside it, so it is not a dead letter; left alone"
+            result.errors.append(error)
+            report(f"left {letter.profile_path}: {error}")
+            continue
         try:
             profile = letter.load()
         except Exception as exc:
