@@ -16,7 +16,6 @@ import profiletel
 
 from ._progress import Progress
 
-
 # A batch job may take long, but must still end if an exporter hangs.
 _JOB_TIMEOUT_S = 3600.0
 
