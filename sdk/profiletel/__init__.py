@@ -10,6 +10,13 @@ Configure once at start-up, log from anywhere::
 
 from __future__ import annotations
 
+import os as _os
+
+# whylogs posts anonymous usage statistics to its own server from some code paths
+# (its S3 writer, WhyLabs sessions) unless told not to before it is imported. A
+# library inside someone else's service must reach no host it was not configured for.
+_os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "True")
+
 from ._config import local_dir_from_env
 from ._deadletter import DeadLetter, DeadLetterStore, write_atomic
 from ._errors import (
