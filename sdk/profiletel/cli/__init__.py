@@ -8,11 +8,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import _demo, _log, _replay, _show
+from . import _demo, _log, _replay, _report, _show
 
 __all__ = ["main"]
 
-_COMMANDS = (_log, _show, _demo, _replay)
+_COMMANDS = (_log, _show, _demo, _replay, _report)
 
 
 def build_parser() -> argparse.ArgumentParser:
