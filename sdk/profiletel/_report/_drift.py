@@ -18,7 +18,10 @@ values barely repeat so that any two buckets look disjoint.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Final
+
+import numpy as np
 
 from ._sketches import ColumnSketch
 
@@ -90,7 +93,7 @@ def _shares(column: ColumnSketch) -> dict[str | None, float] | None:
     return {key: share / total for key, share in shares.items()}
 
 
-def _hellinger(p: list[float], q: list[float]) -> float:
-    total = sum((math.sqrt(max(x, 0.0)) - math.sqrt(max(y, 0.0))) ** 2
-                for x, y in zip(p, q, strict=True))
-    return min(1.0, math.sqrt(total / 2.0))
+def _hellinger(p: Sequence[float], q: Sequence[float]) -> float:
+    # Both are probability masses, never negative.
+    difference = np.sqrt(p) - np.sqrt(q)
+    return min(1.0, math.sqrt(float(difference @ difference) / 2.0))

@@ -146,7 +146,7 @@ def _build_group(
     starts = sorted(by_bucket)
     size = len(starts)
     series: dict[str, ColumnSeries] = {}
-    overall: dict[str, ColumnSketch] = {}
+    types: dict[str, dict[str, int]] = {}
     previous: dict[str, ColumnSketch] = {}
     first: dict[str, ColumnSketch] = {}
 
@@ -170,16 +170,18 @@ def _build_group(
                 line.drift_baseline[index] = drift_score(column, baseline[name])
             if column.inferred_type == "string":
                 frequent.setdefault(name, [None] * size)[index] = dict(column.frequent_items())
-            overall[name] = overall[name].merge(column) if name in overall else column
+            totals = types.setdefault(name, {})
+            for type_name, count in column.types.items():
+                totals[type_name] = totals.get(type_name, 0) + count
             # A baseline of a few rows would flag every bucket after it.
             if name not in first and column.n - column.nulls >= MIN_VALUES:
                 first[name] = column
         previous = merged
 
     for name, line in series.items():
-        line.inferred_type = overall[name].inferred_type
+        line.inferred_type = ColumnSketch(types=types[name]).inferred_type
         if line.is_string and name in frequent:
-            _fill_top_items(line, overall[name], frequent[name])
+            _fill_top_items(line, frequent[name])
     return GroupReport(
         dataset_id=dataset_id,
         segment=segment,
@@ -205,11 +207,17 @@ def _fill(line: ColumnSeries, index: int, column: ColumnSketch) -> None:
     line.distinct[index] = column.distinct()
 
 
-def _fill_top_items(
-    line: ColumnSeries, overall: ColumnSketch, frequent: list[dict[str, int] | None]
-) -> None:
-    """Each bucket's share of non-null rows held by each of the column's overall top items."""
-    top = [value for value, _ in overall.frequent_items()[:TOP_ITEMS]]
+def _fill_top_items(line: ColumnSeries, frequent: list[dict[str, int] | None]) -> None:
+    """Each bucket's share of non-null rows held by each of the column's top items.
+
+    The top items are those with the highest estimates summed over the buckets' frequent
+    items, which spares merging every bucket's sketch into one.
+    """
+    totals: dict[str, int] = defaultdict(int)
+    for items in frequent:
+        for value, estimate in (items or {}).items():
+            totals[value] += estimate
+    top = sorted(totals, key=lambda value: (-totals[value], value))[:TOP_ITEMS]
     shares: dict[str, list[float | None]] = {value: [None] * line.size for value in top}
     for index, items in enumerate(frequent):
         count, nulls = line.count[index], line.nulls[index]

@@ -33,6 +33,14 @@ __all__ = ["ColumnSketch", "SketchProfile", "read_sketch_profile", "merge_column
 _MAGIC: Final = b"WHY1"
 _TYPE_NAMES: Final = ("integral", "fractional", "boolean", "string", "object", "tensor")
 _NO_FALSE_POSITIVES: Final = ds.frequent_items_error_type.NO_FALSE_POSITIVES
+_COUNTS: Final = {"counts/n": "n", "counts/null": "nulls", "counts/nan": "nans"}
+# metric path -> (ColumnSketch attribute, protobuf field, deserializer)
+_SKETCHES: Final = {
+    "distribution/kll": ("kll", "kll", ds.kll_doubles_sketch.deserialize),
+    "cardinality/hll": ("hll", "hll", ds.hll_sketch.deserialize),
+    "frequent_items/frequent_strings": ("frequent", "frequent_items",
+                                        ds.frequent_strings_sketch.deserialize),
+}
 
 
 @dataclass
@@ -177,30 +185,24 @@ def merge_columns(profiles: Iterable[SketchProfile]) -> dict[str, ColumnSketch]:
 
 
 def _column(components: dict[str, Any]) -> ColumnSketch:
-    def number(path: str) -> Any:
-        component = components.get(path)
-        if component is None:
-            return 0
-        return component.d if component.WhichOneof("value") == "d" else component.n
-
-    def sketch(path: str, kind: str, reader: Any) -> Any:
-        component = components.get(path)
-        if component is None or component.WhichOneof("value") != kind:
-            return None
-        return reader(getattr(component, kind).sketch)
-
-    return ColumnSketch(
-        n=int(number("counts/n")),
-        nulls=int(number("counts/null")),
-        nans=int(number("counts/nan")),
-        types={name: int(number(f"types/{name}")) for name in _TYPE_NAMES},
-        mean=float(number("distribution/mean")),
-        m2=float(number("distribution/m2")),
-        kll=sketch("distribution/kll", "kll", ds.kll_doubles_sketch.deserialize),
-        hll=sketch("cardinality/hll", "hll", ds.hll_sketch.deserialize),
-        frequent=sketch("frequent_items/frequent_strings", "frequent_items",
-                        ds.frequent_strings_sketch.deserialize),
-    )
+    column = ColumnSketch(types=dict.fromkeys(_TYPE_NAMES, 0))
+    for path, component in components.items():
+        kind = component.WhichOneof("value")
+        if kind == "n":
+            namespace, _, name = path.partition("/")
+            if namespace == "types" and name in column.types:
+                column.types[name] = int(component.n)
+            elif path in _COUNTS:
+                setattr(column, _COUNTS[path], int(component.n))
+        elif kind == "d":
+            if path == "distribution/mean":
+                column.mean = float(component.d)
+            elif path == "distribution/m2":
+                column.m2 = float(component.d)
+        elif path in _SKETCHES and kind == _SKETCHES[path][1]:
+            attribute, _, reader = _SKETCHES[path]
+            setattr(column, attribute, reader(getattr(component, kind).sketch))
+    return column
 
 
 def _read_delimited(stream: io.BytesIO, message_type: Any) -> Any:
