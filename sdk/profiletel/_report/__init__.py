@@ -36,6 +36,7 @@ __all__ = [
     "infer_bucket_ms",
     "merge_columns",
     "read_sketch_profile",
+    "render_report",
     "write_report",
 ]
 
@@ -74,6 +75,23 @@ def build_report(
     if not profiles:
         which = f" of dataset {dataset!r}" if dataset is not None else ""
         raise ValueError(f"no profiles{which} under {source}")
+    return render_report(profiles, source=source, by_segment=by_segment, baseline=baseline,
+                         threshold=threshold, exclude=exclude)
+
+
+def render_report(
+    profiles: list[SketchProfile],
+    *,
+    source: str,
+    by_segment: bool = False,
+    baseline: str = "first",
+    threshold: float = DRIFT_THRESHOLD,
+    exclude: Collection[str] = (),
+) -> Report:
+    """Render the report of profiles already read (see :func:`build_report`).
+
+    :param source: where they came from, as the page names it.
+    """
     reference: Baseline = baseline
     label = {"first": "each group's first bucket", "previous": "the previous bucket"}.get(
         baseline, ""

@@ -325,7 +325,7 @@ svg .axis{font-size:10px;fill:#566074}svg .plot{fill:#fbfcfd;stroke:#e6e9ef}
 svg .line{fill:none;stroke-width:1.3}svg .c0{stroke:#1f5fbf}svg .c1{stroke:#e08a00}
 svg .c2{stroke:#7b3fb8}svg .band{fill:#1f5fbf;opacity:.18}
 svg .threshold{stroke:#c62828;stroke-dasharray:3 3}svg .above{fill:#c62828}
-svg .cursor{stroke:#1d2330;stroke-width:1}
+svg .cursor{stroke:#8a93a6;stroke-width:1;stroke-dasharray:2 2}
 """
 
 # Shows the picked bucket's figures, formatted like ``profiletel show`` (and like

@@ -104,9 +104,9 @@ def short_number(value: float, percent: bool = False) -> str:
     if percent:
         return f"{value * 100:.0f}%"
     magnitude = abs(value)
-    for limit, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e4, "k")):
+    for limit, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if magnitude >= limit:
-            return f"{value / (limit if suffix != 'k' else 1e3):.3g}{suffix}"
+            return f"{value / limit:.3g}{suffix}"
     return f"{value:.3g}"
 
 
