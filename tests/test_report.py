@@ -204,6 +204,13 @@ def test_report_of_an_empty_folder_says_so(
     assert f"no profiles under {tmp_path}" in capsys.readouterr().err
 
 
+def test_dataset_option_keeps_one_dataset(flight_profiles: Path) -> None:
+    with pytest.raises(ValueError, match="no profiles of dataset 'nope' under"):
+        build_report(flight_profiles, dataset="nope")
+    assert [g.dataset_id for g in build_report(flight_profiles, dataset="flights").groups] == [
+        "flights"]
+
+
 def test_page_refers_to_no_other_file_or_host(flight_profiles: Path) -> None:
     html = build_report(flight_profiles).html
 
@@ -288,3 +295,31 @@ def test_browser_check_sees_console_errors_and_requests(tmp_path: Path) -> None:
 
     assert "broken" in seen.console_errors
     assert target in seen.requests
+
+
+def test_by_segment_gives_each_segment_its_own_section(tmp_path: Path) -> None:
+    from whylogs.core import DatasetSchema
+    from whylogs.core.segmentation_partition import segment_on_column
+
+    import profiletel
+
+    hour = 1_714_557_600_000
+    provider = profiletel.configure(exporters=["local"], local_dir=tmp_path, aggregate_by="hour",
+                                    write_schedule=None)
+    logger = profiletel.get_logger("orders", schema=DatasetSchema(
+        segments=segment_on_column("origin")))
+    for offset, origin, amount in ((0, "JFK", 1.0), (0, "JFK", 3.0), (0, "LGA", 5.0),
+                                   (3_600_000, "LGA", 7.0)):
+        logger.log({"origin": origin, "amount": amount}, timestamp_ms=hour + offset)
+    provider.shutdown(timeout_s=30)
+
+    segmented = build_report(tmp_path, by_segment=True)
+    merged = build_report(tmp_path)
+
+    sections = {(g.segment, tuple(g.buckets)): g.columns["amount"].mean for g in segmented.groups}
+    assert sections == {
+        ((("origin", "JFK"),), (hour,)): [2.0],
+        ((("origin", "LGA"),), (hour, hour + 3_600_000)): [5.0, 7.0],
+    }
+    assert "<h2>dataset orders, segment origin=JFK</h2>" in segmented.html
+    assert [g.columns["amount"].count for g in merged.groups] == [[3, 1]]

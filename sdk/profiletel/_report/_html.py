@@ -192,7 +192,7 @@ def _bucket_picker(index: int, group: GroupReport) -> str:
 
 def bucket_rows(group: GroupReport, index: int) -> list[tuple[str, ...]]:
     """The bucket table's cells for bucket ``index``, as text (``show``'s formats)."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for series in group.columns.values():
         if series.count[index] is None:
             continue
@@ -234,7 +234,7 @@ def _column_block(group: GroupReport, series: ColumnSeries, threshold: float) ->
     nan_ratio = _ratio(series.nans, series.count)
     charts = [
         chart("rows", times, gap, [Line(series.count, "c0", "rows")]),
-        chart("null and NaN ratio", times, gap,
+        chart("null (NaN included) and NaN ratio", times, gap,
               [Line(null_ratio, "c0", "null ratio"), Line(nan_ratio, "c1", "NaN ratio")],
               y_range=(0.0, max([1e-9, *(v for v in null_ratio + nan_ratio if v)])),
               percent=True),
