@@ -26,7 +26,7 @@ import numpy as np
 from ._sketches import ColumnSketch
 
 __all__ = ["DRIFT_THRESHOLD", "MAX_DISTINCT_SHARE", "MIN_VALUES", "POSSIBLE_DRIFT_THRESHOLD",
-           "drift_score"]
+           "drift_score", "drift_scores"]
 
 # whylogs' HellingerConfig thresholds: below 0.15 no drift, from 0.4 drift.
 POSSIBLE_DRIFT_THRESHOLD: Final = 0.15
@@ -47,6 +47,48 @@ def drift_score(target: ColumnSketch, reference: ColumnSketch) -> float | None:
     other columns compare their frequent items. ``None`` when neither can be compared,
     such as a column with fewer than :data:`MIN_VALUES` values on one side.
     """
+    return drift_scores([(target, reference)])[0]
+
+
+def drift_scores(pairs: Sequence[tuple[ColumnSketch, ColumnSketch]]) -> list[float | None]:
+    """:func:`drift_score` of each ``(target, reference)`` pair, computed together.
+
+    One array operation for many pairs costs far less than one per pair, which matters for
+    a year of hourly buckets (350,000 pairs for 20 columns).
+    """
+    scores: list[float | None] = [None] * len(pairs)
+    masses: list[tuple[list[float], list[float]]] = []
+    rows: list[int] = []
+    for index, (target, reference) in enumerate(pairs):
+        found = _masses(target, reference)
+        if isinstance(found, float):
+            scores[index] = found
+        elif found is not None:
+            masses.append(found)
+            rows.append(index)
+    if not masses:
+        return scores
+
+    width = max(len(p) for p, _ in masses)
+    p_matrix = np.zeros((len(masses), width))
+    q_matrix = np.zeros((len(masses), width))
+    for row, (p, q) in enumerate(masses):
+        p_matrix[row, : len(p)] = p
+        q_matrix[row, : len(q)] = q
+    # Both are probability masses, never negative.
+    difference = np.sqrt(p_matrix) - np.sqrt(q_matrix)
+    distances = np.minimum(1.0, np.sqrt(np.einsum("ij,ij->i", difference, difference) / 2.0))
+    for row, index in enumerate(rows):
+        scores[index] = float(distances[row])
+    return scores
+
+
+Masses = tuple[list[float], list[float]]
+
+
+def _masses(target: ColumnSketch, reference: ColumnSketch) -> Masses | float | None:
+    """The two distributions to compare, a score when it is known without them (two
+    constant columns), or ``None`` when they cannot be compared."""
     if target.kll_n and reference.kll_n:
         if min(target.kll_n, reference.kll_n) < MIN_VALUES:
             return None
@@ -56,44 +98,43 @@ def drift_score(target: ColumnSketch, reference: ColumnSketch) -> float | None:
     return None
 
 
-def _numeric(target: ColumnSketch, reference: ColumnSketch) -> float:
+def _numeric(target: ColumnSketch, reference: ColumnSketch) -> Masses | float:
     a, b = target.kll, reference.kll
     start = min(a.get_min_value(), b.get_min_value())
     end = max(a.get_max_value(), b.get_max_value())
     if start == end:
         return 0.0
-    n_bins = max(_MIN_BINS, min(_MAX_BINS, math.ceil((a.get_n() + b.get_n()) / _ROWS_PER_BIN)))
+    n_bins = max(_MIN_BINS, min(_MAX_BINS, math.ceil((target.kll_n + reference.kll_n)
+                                                     / _ROWS_PER_BIN)))
     # Nudged so that the largest value falls inside the last bin, as whylogs does.
     end += abs(end) * 1e-7 if end else 1e-7
     width = (end - start) / n_bins
     edges = [start + i * width for i in range(n_bins + 1)]
-    return _hellinger(a.get_pmf(edges), b.get_pmf(edges))
+    return a.get_pmf(edges), b.get_pmf(edges)
 
 
-def _categorical(target: ColumnSketch, reference: ColumnSketch) -> float | None:
+def _categorical(target: ColumnSketch, reference: ColumnSketch) -> Masses | None:
     target_shares = _shares(target)
     reference_shares = _shares(reference)
     if target_shares is None or reference_shares is None:
         return None
     keys = list(set(target_shares) | set(reference_shares))
-    return _hellinger(
-        [target_shares.get(key, 0.0) for key in keys],
-        [reference_shares.get(key, 0.0) for key in keys],
-    )
+    return ([target_shares.get(key, 0.0) for key in keys],
+            [reference_shares.get(key, 0.0) for key in keys])
 
 
 def _shares(column: ColumnSketch) -> dict[str | None, float] | None:
+    """Each frequent item's share of the non-null rows; kept on the column, which is
+    compared twice (with the previous bucket and with the baseline)."""
+    if "shares" in column.cache:
+        return column.cache["shares"]  # type: ignore[no-any-return]
     present = column.n - column.nulls
-    if present < MIN_VALUES or (column.distinct() or 0.0) > MAX_DISTINCT_SHARE * present:
-        return None
-    shares: dict[str | None, float] = {value: n / present for value, n in column.frequent_items()}
-    # None stands for every item the sketch does not report, so it cannot clash with a value.
-    shares[None] = max(0.0, 1.0 - sum(shares.values()))
-    total = sum(shares.values())
-    return {key: share / total for key, share in shares.items()}
-
-
-def _hellinger(p: Sequence[float], q: Sequence[float]) -> float:
-    # Both are probability masses, never negative.
-    difference = np.sqrt(p) - np.sqrt(q)
-    return min(1.0, math.sqrt(float(difference @ difference) / 2.0))
+    shares: dict[str | None, float] | None = None
+    if present >= MIN_VALUES and (column.distinct() or 0.0) <= MAX_DISTINCT_SHARE * present:
+        shares = {value: n / present for value, n in column.frequent_items()}
+        # None stands for every item the sketch does not report: it cannot clash with a value.
+        shares[None] = max(0.0, 1.0 - sum(shares.values()))
+        total = sum(shares.values())
+        shares = {key: share / total for key, share in shares.items()}
+    column.cache["shares"] = shares
+    return shares

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from .._profile import Segment
-from ._drift import MIN_VALUES, drift_score
+from ._drift import MIN_VALUES, drift_scores
 from ._sketches import ColumnSketch, SketchProfile, merge_columns
 
 __all__ = ["Baseline", "ColumnSeries", "GroupReport", "build_groups", "infer_bucket_ms"]
@@ -154,20 +154,18 @@ def _build_group(
     frequent: dict[str, list[dict[str, int] | None]] = {}
     for index, start in enumerate(starts):
         merged = merge_columns(by_bucket[start])
+        pairs: list[tuple[list[float | None], ColumnSketch, ColumnSketch]] = []
         for name, column in merged.items():
             if name in exclude:
                 continue
             line = series.get(name) or series.setdefault(name, ColumnSeries(name, size))
             _fill(line, index, column)
             if name in previous:
-                line.drift_previous[index] = drift_score(column, previous[name])
-            if baseline == "previous":
-                line.drift_baseline[index] = line.drift_previous[index]
-            elif baseline == "first":
-                if name in first:
-                    line.drift_baseline[index] = drift_score(column, first[name])
+                pairs.append((line.drift_previous, column, previous[name]))
+            if baseline == "first" and name in first:
+                pairs.append((line.drift_baseline, column, first[name]))
             elif isinstance(baseline, dict) and name in baseline:
-                line.drift_baseline[index] = drift_score(column, baseline[name])
+                pairs.append((line.drift_baseline, column, baseline[name]))
             if column.inferred_type == "string":
                 frequent.setdefault(name, [None] * size)[index] = dict(column.frequent_items())
             totals = types.setdefault(name, {})
@@ -176,8 +174,14 @@ def _build_group(
             # A baseline of a few rows would flag every bucket after it.
             if name not in first and column.n - column.nulls >= MIN_VALUES:
                 first[name] = column
+        scores = drift_scores([(target, reference) for _, target, reference in pairs])
+        for (scores_line, _, _), score in zip(pairs, scores, strict=True):
+            scores_line[index] = score
         previous = merged
 
+    if baseline == "previous":
+        for line in series.values():
+            line.drift_baseline = list(line.drift_previous)
     for name, line in series.items():
         line.inferred_type = ColumnSketch(types=types[name]).inferred_type
         if line.is_string and name in frequent:

@@ -16,6 +16,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Final
 
 import whylogs_sketching as ds
@@ -38,8 +39,8 @@ _COUNTS: Final = {"counts/n": "n", "counts/null": "nulls", "counts/nan": "nans"}
 _SKETCHES: Final = {
     "distribution/kll": ("kll", "kll", ds.kll_doubles_sketch.deserialize),
     "cardinality/hll": ("hll", "hll", ds.hll_sketch.deserialize),
-    "frequent_items/frequent_strings": ("frequent", "frequent_items",
-                                        ds.frequent_strings_sketch.deserialize),
+    # Read when first used: only string columns need their frequent items.
+    "frequent_items/frequent_strings": ("frequent", "frequent_items", bytes),
 }
 
 
@@ -55,7 +56,9 @@ class ColumnSketch:
     m2: float = 0.0
     kll: Any = None
     hll: Any = None
-    frequent: Any = None
+    frequent: Any = None  # a frequent_strings_sketch, or its serialized bytes until used
+    # Figures derived from the sketches, kept by their readers (such as drift scores).
+    cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def numeric(self) -> int:
@@ -67,7 +70,7 @@ class ColumnSketch:
         present = {name: n for name, n in self.types.items() if n}
         return max(present, key=lambda name: present[name]) if present else "null"
 
-    @property
+    @cached_property
     def kll_n(self) -> int:
         return 0 if self.kll is None else int(self.kll.get_n())
 
@@ -121,6 +124,7 @@ class ColumnSketch:
 
     def frequent_items(self) -> list[tuple[str, int]]:
         """``(value, estimate)`` pairs, most frequent first, with no false positives."""
+        self.frequent = _frequent_sketch(self.frequent)
         if self.frequent is None or self.frequent.is_empty():
             return []
         return [(item[0], int(item[1])) for item in
@@ -241,6 +245,10 @@ def _merge_hll(a: Any, b: Any) -> Any:
 def _merge_frequent(a: Any, b: Any) -> Any:
     if a is None or b is None:
         return a if b is None else b
-    merged = ds.frequent_strings_sketch.deserialize(a.serialize())
-    merged.merge(b)
+    merged = ds.frequent_strings_sketch.deserialize(a if isinstance(a, bytes) else a.serialize())
+    merged.merge(_frequent_sketch(b))
     return merged
+
+
+def _frequent_sketch(value: Any) -> Any:
+    return ds.frequent_strings_sketch.deserialize(value) if isinstance(value, bytes) else value
