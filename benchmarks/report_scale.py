@@ -7,8 +7,9 @@ report is timed from reading the folder to writing the HTML file.
 
     python benchmarks/report_scale.py [--hours 8760] [--rows 300] [--keep DIR]
 
-Prints the seconds and the file size against the targets (under 30 s, under 20 MB), and
-exits 1 when either is missed.
+Prints the wall-clock seconds (and the CPU seconds, which other jobs on a shared machine
+inflate less) and the file size against the targets (under 30 s, under 20 MB), and exits
+1 when either is missed.
 """
 
 from __future__ import annotations
@@ -90,15 +91,16 @@ def main() -> int:
             print(f"wrote {args.hours:,} profiles in {time.perf_counter() - began:.1f} s")
         output = folder / "report.html"
 
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         report = build_report(profiles)
         write_report(report, output)
         seconds = time.perf_counter() - began
+        cpu_seconds = time.process_time() - began_cpu
 
         size = output.stat().st_size
         columns = len(report.groups[0].columns)
         print(f"report of {report.profiles:,} profiles, {columns} columns: "
-              f"{seconds:.1f} s (target < {TARGET_SECONDS:.0f} s), "
+              f"{seconds:.1f} s (target < {TARGET_SECONDS:.0f} s; {cpu_seconds:.1f} s of CPU), "
               f"{size / 1024 / 1024:.1f} MB (target < {TARGET_BYTES / 1024 / 1024:.0f} MB)")
         return 0 if seconds < TARGET_SECONDS and size < TARGET_BYTES else 1
     finally:

@@ -253,6 +253,19 @@ def test_report_reads_an_s3_prefix(
     assert remote == local
 
 
+def test_report_of_a_missing_s3_bucket_says_what_to_check(
+    s3: S3Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["report", "s3://no-such-bucket/x", "--output", str(tmp_path / "r.html"),
+                 "--option", f"endpoint_url={s3.url}"])
+
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "cannot read s3://no-such-bucket/x/: NoSuchBucket" in error
+    assert "check the bucket, prefix, endpoint_url, region and credentials" in error
+    assert not (tmp_path / "r.html").exists()
+
+
 @pytest.mark.skipif(chromium_path() is None,
                     reason="chromium is not installed (.ci/run installs Debian's chromium)")
 def test_report_renders_in_chromium_without_errors_or_requests(

@@ -150,7 +150,7 @@ class S3Exporter(Writer):
         For readers such as ``profiletel report``, with the same client and settings as
         the uploads.
 
-        :raises PermanentExportError: when the bucket cannot be listed or an object read.
+        :raises OSError: when the bucket cannot be listed or an object read.
         """
         prefix = f"{self.prefix}/" if self.prefix else ""
         try:
@@ -163,7 +163,7 @@ class S3Exporter(Writer):
                     body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
                     yield f"s3://{self.bucket}/{key}", body
         except Exception as exc:
-            raise PermanentExportError(
+            raise OSError(
                 f"cannot read s3://{self.bucket}/{prefix}: {type(exc).__name__}: {exc}; "
                 "check the bucket, prefix, endpoint_url, region and credentials"
             ) from exc
