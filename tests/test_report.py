@@ -204,6 +204,22 @@ def test_report_of_an_empty_folder_says_so(
     assert f"no profiles under {tmp_path}" in capsys.readouterr().err
 
 
+def test_a_file_that_is_not_a_profile_is_skipped_with_a_warning(
+    flight_profiles: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    files = sorted(flight_profiles.rglob("*.bin"))[:3]
+    for file in files:
+        (folder / file.name).write_bytes(file.read_bytes())
+    (folder / "junk.bin").write_bytes(b"not a profile")
+
+    report = build_report(folder)
+
+    assert report.profiles == 3
+    assert f"Skipping {folder / 'junk.bin'}, which is not a readable profile" in caplog.text
+
+
 def test_dataset_option_keeps_one_dataset(flight_profiles: Path) -> None:
     with pytest.raises(ValueError, match="no profiles of dataset 'nope' under"):
         build_report(flight_profiles, dataset="nope")
@@ -336,3 +352,35 @@ def test_by_segment_gives_each_segment_its_own_section(tmp_path: Path) -> None:
     }
     assert "<h2>dataset orders, segment origin=JFK</h2>" in segmented.html
     assert [g.columns["amount"].count for g in merged.groups] == [[3, 1]]
+
+
+def test_a_chart_of_a_year_of_hours_keeps_each_pixel_columns_extremes() -> None:
+    from profiletel._report._svg import Line, chart
+
+    times = [hour * 3_600_000 for hour in range(8_760)]
+    values = [float(hour % 7) for hour in range(8_760)]
+
+    svg = chart("rows", times, 3_600_000, [Line(values, "c0", "rows")])
+
+    path = re.search(r'class="line c0" d="M([^"]*)"', svg)
+    assert path is not None
+    points = [tuple(map(float, p.split(","))) for p in path.group(1).split(" ")]
+    columns = {x for x, _ in points}
+    assert len(points) <= 4 * len(columns) < 1_200
+    # A pixel column holds about 38 hours, so values 0 to 6: each keeps the plot's bottom
+    # (y 82) and top (y 16).
+    for column in columns:
+        heights = [y for x, y in points if x == column]
+        assert (min(heights), max(heights)) == (16.0, 82.0)
+
+
+def test_a_missing_bucket_breaks_the_line() -> None:
+    from profiletel._report._svg import Line, chart
+
+    hour = 3_600_000
+    svg = chart("rows", [0, hour, 3 * hour, 4 * hour], hour,
+                [Line([1.0, 2.0, 3.0, 4.0], "c0", "rows")])
+
+    path = re.search(r'class="line c0" d="([^"]*)"', svg)
+    assert path is not None
+    assert path.group(1).count("M") == 2

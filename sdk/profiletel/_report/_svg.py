@@ -48,7 +48,7 @@ def chart(
         bucket); ``None`` never breaks it.
     :param band: lower and upper values drawn as a shaded area behind the lines.
     :param y_range: fixed axis bounds; default the data's.
-    :param threshold: drawn as a dashed line, and points above it as marks.
+    :param threshold: drawn as a dashed line, and points at or above it as marks.
     """
     values = [v for line in lines for v in line.values if v is not None and math.isfinite(v)]
     if band is not None:
@@ -210,10 +210,10 @@ def _extremes(
 
 def _marks(xs: Sequence[float], values: Sequence[float | None], threshold: float,
            y_of: Callable[[float], float]) -> list[str]:
-    """A dot per pixel column whose highest value is above ``threshold``."""
+    """A dot per pixel column whose highest value is at or above ``threshold``."""
     above: dict[int, float] = {}
     for index, value in enumerate(values):
-        if value is not None and value > threshold:
+        if value is not None and value >= threshold:
             x = round(xs[index])
             above[x] = max(above.get(x, value), value)
     return [f'<circle class="above" cx="{x}" cy="{y_of(v):.1f}" r="2"/>'
