@@ -89,6 +89,9 @@ def test_demo_logs_flights_and_checks_the_row_count(
     assert "rows             3,000" in printed
     assert "check passed" in printed
     assert "count 3,000 rows" in printed
+    report = tmp_path / "profiles" / "flights-report.html"
+    assert f"report written to {report}" in printed
+    assert "<h2>dataset flights</h2>" in report.read_text()
 
 
 def test_log_reads_a_numeric_timestamp_column_as_epoch_milliseconds(tmp_path: Path) -> None:

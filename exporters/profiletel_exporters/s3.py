@@ -6,7 +6,7 @@ install without the ``s3`` extra still lists the exporter and says what to insta
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Final
 
@@ -143,6 +143,30 @@ class S3Exporter(Writer):
         except Exception as exc:
             raise classify_s3_error(exc, self.bucket, key) from exc
         return True, f"s3://{self.bucket}/{key}"
+
+    def iter_objects(self) -> Iterator[tuple[str, bytes]]:
+        """Every ``*.bin`` object under the prefix, as ``(s3 URL, body)``, in key order.
+
+        For readers such as ``profiletel report``, with the same client and settings as
+        the uploads.
+
+        :raises OSError: when the bucket cannot be listed or an object read.
+        """
+        prefix = f"{self.prefix}/" if self.prefix else ""
+        try:
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            keys = sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+            for key in keys:
+                if key.endswith(".bin"):
+                    body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+                    yield f"s3://{self.bucket}/{key}", body
+        except Exception as exc:
+            raise OSError(
+                f"cannot read s3://{self.bucket}/{prefix}: {type(exc).__name__}: {exc}; "
+                "check the bucket, prefix, endpoint_url, region and credentials"
+            ) from exc
 
     def option(self, **kwargs: Any) -> S3Exporter:
         if kwargs.get("bucket"):

