@@ -20,9 +20,17 @@ from whylogs.api.logger.segment_cache import SegmentCache
 from whylogs.api.logger.segment_processing import segment_processing
 from whylogs.core import DatasetProfile, DatasetProfileView, DatasetSchema
 
-from ._columns import BatchColumn, nulls, prepare_frame, prepare_rows, rows_to_frame
+from ._columns import (
+    BatchColumn,
+    null_piece,
+    nulls,
+    prepare_frame,
+    prepare_rows,
+    rows_to_frame,
+)
 from ._profile import BucketProfile, Segment
-from ._tracking import ColumnState, ProfileTemplate, supports, view_of
+from ._tracking import ColumnState, ProfileTemplate, RawColumn, supports
+from ._view import BatchedProfileView
 
 __all__ = ["DatasetAggregate", "TimedFrame"]
 
@@ -54,7 +62,7 @@ class _Bucket:
     """What one bucket holds: rows waiting to be tracked, and what was tracked."""
 
     __slots__ = (
-        "start_ms", "staged_rows", "staged_frames", "columns", "created", "batched_rows",
+        "start_ms", "staged_rows", "staged_frames", "columns", "extras", "created", "batched_rows",
         "profile", "views", "rows",
     )
 
@@ -63,7 +71,8 @@ class _Bucket:
         self.staged_rows: list[Row] = []
         self.staged_frames: list[pd.DataFrame] = []
         # The metrics fed below whylogs' track, when the schema allows it.
-        self.columns: dict[str, ColumnState] | None = None
+        self.columns: dict[str, RawColumn | ColumnState] | None = None
+        self.extras: dict[str, ColumnState] = {}
         self.created: datetime | None = None
         self.batched_rows = 0
         # A whylogs profile, for schemas that need whylogs' own track.
@@ -230,13 +239,12 @@ class DatasetAggregate:
             rows = int(bounds[index + 1] - bounds[index])
             if not rows:
                 continue
-            state = bucket.columns
-            if state is None:
-                state = bucket.columns = template.new_profile()
+            if bucket.columns is None:
+                bucket.columns = template.new_profile()
                 bucket.created = datetime.now(timezone.utc)
             try:
                 for column in columns:
-                    self._update(state, column, index, rows, bucket.batched_rows)
+                    self._update(bucket, column, index, rows, bucket.batched_rows)
             except Exception as exc:
                 # Prepared plain values do not make whylogs' standard metrics raise; if
                 # they ever do, the columns updated before this one keep these rows.
@@ -249,27 +257,41 @@ class DatasetAggregate:
         return tracked
 
     def _update(
-        self, state: dict[str, ColumnState], column: BatchColumn, index: int, rows: int,
-        earlier: int,
+        self, bucket: _Bucket, column: BatchColumn, index: int, rows: int, earlier: int
     ) -> None:
+        assert bucket.columns is not None and self._template is not None
+        name = column.name
+        current = bucket.columns.get(name)
+        plain = column.is_plain
+        found = column.plain(index) if plain else column.piece(index)
         # A key missing from a row counts as null in that row, whichever batch the
         # bucket's other rows came in: a column met late is first filled with the nulls
         # of the bucket's earlier rows.
-        piece = column.piece(index)
-        column_state = state.get(column.name)
-        if piece is None:
-            if column_state is not None and column_state.seen:
-                column_state.update(nulls(rows))
+        if found is None:
+            if current is not None and current.seen:
+                _fill(current, rows)
             return
-        dtype, values = piece
-        if column_state is None:
-            assert self._template is not None
-            column_state = state[column.name] = self._template.new_column(column.name, dtype)
-        if not column_state.seen:
-            column_state.seen = True
+        dtype, values = found
+        if current is None:
+            current = bucket.columns[name] = self._template.new_column(name, dtype)
+        if not current.seen:
+            current.seen = True
             if earlier:
-                column_state.update(nulls(earlier))
-        column_state.update(values)
+                _fill(current, earlier)
+        if type(current) is RawColumn:
+            if plain:
+                current.update(values)
+                return
+            # Values whylogs had to preprocess itself go to whylogs metrics of the same
+            # spec, merged with the raw column when the profile is read.
+            extra = bucket.extras.get(name)
+            if extra is None:
+                extra = bucket.extras[name] = current.spec.new_state()
+            extra.update(values)
+        elif plain:
+            current.update(column.piece(index)[1])  # type: ignore[index]
+        else:
+            current.update(values)
 
     # The careful route
 
@@ -362,13 +384,26 @@ class DatasetAggregate:
             views.setdefault((), []).insert(0, bucket.profile.view())
         if bucket.columns is not None:
             assert bucket.created is not None
-            view = view_of(bucket.columns, _utc(bucket.start_ms), bucket.created)
+            columns: dict[str, Any] = dict(bucket.columns)
+            for name, extra in bucket.extras.items():
+                columns[name] = columns[name].view().merge(extra.view())
+            view = BatchedProfileView(
+                columns=columns, dataset_timestamp=_utc(bucket.start_ms),
+                creation_timestamp=bucket.created,
+            )
             views.setdefault((), []).insert(0, view)
         for segment, parts in views.items():
             merged = parts[0]
             for part in parts[1:]:
                 merged = merged.merge(part)
             yield BucketProfile(self.dataset_id, bucket.start_ms, merged, segment)
+
+
+def _fill(column: RawColumn | ColumnState, count: int) -> None:
+    if type(column) is RawColumn:
+        column.update(null_piece(count))
+    else:
+        column.update(nulls(count))  # type: ignore[arg-type]
 
 
 def event_times_ms(column: pd.Series, fallback_ms: int) -> np.ndarray:

@@ -20,7 +20,7 @@ as ``object``, so an ``int`` beside a ``None`` still counts as integral and a Na
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -30,8 +30,11 @@ __all__ = [
     "PLAIN_TYPES",
     "BatchColumn",
     "Piece",
+    "Plain",
+    "Stats",
     "column_array",
     "column_name",
+    "null_piece",
     "nulls",
     "prepare_frame",
     "prepare_rows",
@@ -49,6 +52,41 @@ OBJECT: Final = np.dtype(object)
 # A piece of a column for one bucket: the dtype whylogs resolves its metrics from, and
 # the preprocessed values.
 Piece = tuple[np.dtype, PreprocessedColumn]
+
+
+class Stats(NamedTuple):
+    """Count, mean and sum of squared deviations of one bucket's numbers; for a single
+    number, ``mean`` is the number itself."""
+
+    n: int
+    mean: float
+    m2: float
+
+
+class Plain(NamedTuple):
+    """One bucket's values of a column of plain values, classified as whylogs' pandas
+    preprocessing classifies them (NaN is null and NaN, and is left out of ``floats``),
+    with the statistics the metrics need computed for all buckets at once."""
+
+    length: int
+    null: int
+    nan: int
+    inf: int
+    true: int
+    false: int
+    floats: np.ndarray | None
+    float_stats: Stats | None
+    ints: np.ndarray | None
+    int_stats: Stats | None
+    int_min: int
+    int_max: int
+    strings: list[str] | None
+    longest: int  # the longest string's length, to know whether any needs cutting
+
+
+def null_piece(count: int) -> Plain:
+    """``count`` nulls."""
+    return Plain(count, count, 0, 0, 0, 0, None, None, None, None, 0, 0, None, 0)
 
 
 class _Missing:
@@ -157,14 +195,33 @@ class BatchColumn:
         """The values of bucket ``index``, or ``None`` if the column is absent there."""
         raise NotImplementedError
 
+    def plain(self, index: int) -> tuple[np.dtype, Plain] | None:
+        """The values of bucket ``index`` as :class:`Plain`, or ``None`` if the column is
+        absent there. Raises ``TypeError`` for a column of other values: use
+        :meth:`piece`."""
+        raise TypeError(f"column {self.name!r} holds values that are not plain")
+
+    @property
+    def is_plain(self) -> bool:
+        return True
+
 
 class _IntColumn(BatchColumn):
-    __slots__ = ("values", "dtype")
+    __slots__ = ("values", "dtype", "_stats")
 
     def __init__(self, name: str, bounds: np.ndarray, values: np.ndarray, dtype: np.dtype):
         super().__init__(name, bounds)
         self.values = values
         self.dtype = dtype
+        self._stats = _IntStats(values, bounds)
+
+    def plain(self, index: int) -> tuple[np.dtype, Plain] | None:
+        low, high = int(self.bounds[index]), int(self.bounds[index + 1])
+        stats, low_value, high_value = self._stats.at(index, self.values, low)
+        return self.dtype, Plain(
+            high - low, 0, 0, 0, 0, 0, None, None, self.values[low:high], stats, low_value,
+            high_value, None, 0,
+        )
 
     def piece(self, index: int) -> Piece | None:
         low, high = self.bounds[index], self.bounds[index + 1]
@@ -178,7 +235,7 @@ class _FloatColumn(BatchColumn):
     """Floats: NaN counts as null and as NaN and is left out of the values, as whylogs
     does for a float column."""
 
-    __slots__ = ("finite", "kept", "infinite", "dtype")
+    __slots__ = ("finite", "kept", "infinite", "dtype", "_stats")
 
     def __init__(self, name: str, bounds: np.ndarray, values: np.ndarray, dtype: np.dtype):
         super().__init__(name, bounds)
@@ -189,6 +246,21 @@ class _FloatColumn(BatchColumn):
         infinite = np.isinf(values)
         self.infinite = _cumulative(infinite) if infinite.any() else None
         self.dtype = dtype
+        cuts = self.kept[bounds] if self.kept is not None else bounds
+        self._stats = _FloatStats(self.finite, cuts)
+
+    def plain(self, index: int) -> tuple[np.dtype, Plain] | None:
+        low, high = int(self.bounds[index]), int(self.bounds[index + 1])
+        if self.kept is not None:
+            start, stop = int(self.kept[low]), int(self.kept[high])
+        else:
+            start, stop = low, high
+        missing = (high - low) - (stop - start)
+        infinite = int(self.infinite[high] - self.infinite[low]) if self.infinite is not None else 0
+        return self.dtype, Plain(
+            high - low, missing, missing, infinite, 0, 0, self.finite[start:stop],
+            self._stats.at(index, self.finite, start), None, None, 0, 0, None, 0,
+        )
 
     def piece(self, index: int) -> Piece | None:
         low, high = int(self.bounds[index]), int(self.bounds[index + 1])
@@ -206,11 +278,19 @@ class _FloatColumn(BatchColumn):
 
 
 class _StrColumn(BatchColumn):
-    __slots__ = ("values",)
+    __slots__ = ("values", "longest")
 
     def __init__(self, name: str, bounds: np.ndarray, values: list[str]):
         super().__init__(name, bounds)
         self.values = values
+        self.longest = max(map(len, values), default=0)
+
+    def plain(self, index: int) -> tuple[np.dtype, Plain] | None:
+        low, high = int(self.bounds[index]), int(self.bounds[index + 1])
+        return OBJECT, Plain(
+            high - low, 0, 0, 0, 0, 0, None, None, None, None, 0, 0, self.values[low:high],
+            self.longest,
+        )
 
     def piece(self, index: int) -> Piece | None:
         low, high = self.bounds[index], self.bounds[index + 1]
@@ -225,7 +305,10 @@ class _MixedColumn(BatchColumn):
     """Plain values of several types, classified with the rules of whylogs' pandas
     preprocessing of an object column."""
 
-    __slots__ = ("codes", "positions", "ints", "floats", "strings", "dtype", "_counts")
+    __slots__ = (
+        "codes", "ints", "floats", "strings", "dtype", "longest", "_counts", "_float_stats",
+        "_int_stats",
+    )
 
     def __init__(
         self, name: str, bounds: np.ndarray, values: Sequence[Any], dtype: np.dtype | None
@@ -251,6 +334,37 @@ class _MixedColumn(BatchColumn):
             code: np.searchsorted(np.flatnonzero(codes == code), bounds)
             for code in (_NULL, _NAN, _FLOAT, _INT, _TRUE, _FALSE, _STR, _ABSENT)
         }
+        self._float_stats = _FloatStats(self.floats, self._counts[_FLOAT])
+        self._int_stats = _IntStats(self.ints, self._counts[_INT])
+        self.longest = max(map(len, self.strings), default=0)
+
+    def plain(self, index: int) -> tuple[np.dtype, Plain] | None:
+        low, high = int(self.bounds[index]), int(self.bounds[index + 1])
+        counts = {code: self._count(code, index) for code in self._counts}
+        sizes = {code: stop - start for code, (start, stop) in counts.items()}
+        if sizes[_ABSENT] == high - low:
+            return None
+        float_start, float_stop = counts[_FLOAT]
+        floats = self.floats[float_start:float_stop]
+        int_start, int_stop = counts[_INT]
+        int_stats, low_value, high_value = self._int_stats.at(index, self.ints, int_start)
+        string_start, string_stop = counts[_STR]
+        return self._dtype_of(sizes, high - low), Plain(
+            high - low,
+            sizes[_NULL] + sizes[_NAN] + sizes[_ABSENT],
+            sizes[_NAN],
+            int(np.isinf(floats).sum()) if len(floats) else 0,
+            sizes[_TRUE],
+            sizes[_FALSE],
+            floats,
+            self._float_stats.at(index, self.floats, float_start),
+            self.ints[int_start:int_stop],
+            int_stats,
+            low_value,
+            high_value,
+            self.strings[string_start:string_stop] if sizes[_STR] else None,
+            self.longest,
+        )
 
     def _count(self, code: int, index: int) -> tuple[int, int]:
         cuts = self._counts[code]
@@ -309,6 +423,66 @@ class _WhylogsColumn(BatchColumn):
 
     def piece(self, index: int) -> Piece | None:
         return self.pieces[index]
+
+    @property
+    def is_plain(self) -> bool:
+        return False
+
+
+class _FloatStats:
+    """Mean and sum of squared deviations of every bucket's numbers, in a few vectorized
+    passes; whylogs computes them per call with ``mean()`` and ``var()``, which differ
+    from these in the last bits only."""
+
+    __slots__ = ("sizes", "means", "m2s")
+
+    def __init__(self, values: np.ndarray, cuts: np.ndarray) -> None:
+        sizes = np.diff(cuts)
+        means = np.zeros(len(sizes))
+        m2s = np.zeros(len(sizes))
+        filled = sizes > 0
+        if filled.any():
+            numbers = values.astype(np.float64, copy=False)
+            starts = cuts[:-1][filled]
+            # Infinities make NaN means, as they do in whylogs.
+            with np.errstate(invalid="ignore", over="ignore"):
+                means[filled] = np.add.reduceat(numbers, starts) / sizes[filled]
+                deviations = numbers - np.repeat(means, sizes)
+                m2s[filled] = np.add.reduceat(deviations * deviations, starts)
+        self.sizes: list[int] = sizes.tolist()
+        self.means: list[float] = means.tolist()
+        self.m2s: list[float] = m2s.tolist()
+
+    def at(self, index: int, values: np.ndarray, start: int) -> Stats | None:
+        size = self.sizes[index]
+        if size > 1:
+            return Stats(size, self.means[index], self.m2s[index])
+        if size == 1:
+            return Stats(1, values[start].item(), 0.0)
+        return None
+
+
+class _IntStats(_FloatStats):
+    """As :class:`_FloatStats`, with each bucket's exact minimum and maximum."""
+
+    __slots__ = ("lows", "highs")
+
+    def __init__(self, values: np.ndarray, cuts: np.ndarray) -> None:
+        super().__init__(values, cuts)
+        lows = highs = np.zeros(len(cuts) - 1, dtype=np.int64)
+        filled = np.diff(cuts) > 0
+        if filled.any():
+            starts = cuts[:-1][filled]
+            lows, highs = lows.copy(), highs.copy()
+            lows[filled] = np.minimum.reduceat(values, starts)
+            highs[filled] = np.maximum.reduceat(values, starts)
+        self.lows: list[int] = lows.tolist()
+        self.highs: list[int] = highs.tolist()
+
+    def at(  # type: ignore[override]
+        self, index: int, values: np.ndarray, start: int
+    ) -> tuple[Stats | None, int, int]:
+        return super().at(index, values, start), self.lows[index], self.highs[index]
 
 
 def nulls(count: int) -> PreprocessedColumn:

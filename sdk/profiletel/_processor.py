@@ -36,6 +36,8 @@ DEFAULT_BATCH_ROWS: Final = 10_000
 _MAX_STAGE_S: Final = 1.0
 _POLL_S: Final = 0.1
 _DROP_WARNING_EVERY_S: Final = 10.0
+# Queue items the worker takes per step (rows, lists or frames).
+_DRAIN_ITEMS: Final = 25_000
 
 
 class Dataset:
@@ -214,7 +216,7 @@ class BatchProfileProcessor:
             with self._lock:
                 self._bulk_rows += rows - 1
         queue.append((dataset, timestamp_ms, data, result))
-        if result is not None or len(queue) >= self._batch_rows:
+        if (result is not None or len(queue) >= self._batch_rows) and not self._wake.is_set():
             self._wake.set()
         if self._worker_error is not None:
             self._restart_worker()
@@ -279,7 +281,8 @@ class BatchProfileProcessor:
     def _run(self) -> None:
         try:
             while True:
-                self._wake.wait(self._wait_s())
+                if not self._queue:
+                    self._wake.wait(self._wait_s())
                 self._wake.clear()
                 self._drain()
                 if self._next_write is not None and time.time() >= self._next_write:
@@ -307,7 +310,8 @@ class BatchProfileProcessor:
         groups: dict[tuple[Dataset, int], list[dict]] = {}
         frames: list[tuple[Dataset, int, pd.DataFrame]] = []
         bulk = 0
-        for _ in range(len(queue)):
+        # A bounded step frees room in the queue sooner for callers that wait for it.
+        for _ in range(min(len(queue), _DRAIN_ITEMS)):
             item = queue.popleft()
             if type(item) is not tuple:
                 markers.append(item)
@@ -429,6 +433,8 @@ class BatchProfileProcessor:
                 return
             self._worker_error = None
         self._drain()
+        while self._queue:
+            self._drain()
 
     def shutdown(self, timeout_s: float = 30) -> bool:
         """Write everything, retry failed exports until ``timeout_s`` runs out, and

@@ -1,27 +1,29 @@
-"""Profiles kept as plain metric dictionaries, fed below whylogs' ``track``.
+"""Profiles fed below whylogs' ``track``.
 
 whylogs resolves a column's metrics from the schema every time a profile meets the
-column (tens of milliseconds for a new profile of twenty columns), and preprocesses
-every column on every ``track`` call. Here each column's metrics are resolved once per
-``(column, dtype)`` into a template that is never updated, fresh profiles are cloned
-from it in microseconds, and the preprocessed pieces of :mod:`._columns` go straight to
-each metric's ``columnar_update``: the very update ``track`` would have made.
+column (tens of milliseconds for a new profile of twenty columns), preprocesses every
+column on every ``track`` call, and keeps a few dozen Python objects per column. Here
+each column's metrics are resolved once per ``(column, dtype)`` into a
+:class:`ColumnSpec`, and a profile's column is one :class:`RawColumn`: the counters and
+sketches of whylogs' standard metrics, updated from the pieces of :mod:`._columns` with
+the arithmetic of those metrics' ``columnar_update``. whylogs metric objects are built
+only when a view is read (:mod:`._view`).
 
-Only schemas whose metrics are whylogs' standard ones take this route
-(:func:`supports`); a schema with segments, validators, UDFs or custom metrics goes
-through ``DatasetProfile.track`` instead.
+A column whose metrics include anything else (the unicode-range metric, for one) keeps
+real whylogs metrics in a :class:`ColumnState` fed with whylogs ``PreprocessedColumn``
+pieces. Only schemas :func:`supports` accepts come here at all; segments, validators,
+UDFs and custom metrics go through ``DatasetProfile.track``.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, Final
 
 import numpy as np
 import whylogs_sketching as ds
-from whylogs.core import DatasetProfileView, DatasetSchema
+from whylogs.core import DatasetSchema
 from whylogs.core.metrics import (
     CardinalityMetric,
     ColumnCountsMetric,
@@ -34,11 +36,19 @@ from whylogs.core.metrics import (
 from whylogs.core.metrics.metric_components import MetricComponent
 from whylogs.core.metrics.unicode_range import UnicodeRangeMetric
 from whylogs.core.preprocessing import PreprocessedColumn
+from whylogs.core.proto import (
+    FrequentItemsSketchMessage,
+    HllSketchMessage,
+    KllSketchMessage,
+    MetricComponentMessage,
+)
 from whylogs.core.resolvers import DeclarativeResolver, StandardResolver
 from whylogs.core.schema import ColumnSchema, DeclarativeSchema
 from whylogs.core.view import ColumnProfileView
 
-__all__ = ["ColumnState", "ProfileTemplate", "supports", "view_of"]
+from ._columns import Plain
+
+__all__ = ["ColumnSpec", "ColumnState", "ProfileTemplate", "RawColumn", "supports"]
 
 STANDARD_METRICS: Final = frozenset(
     {
@@ -51,6 +61,30 @@ STANDARD_METRICS: Final = frozenset(
         UnicodeRangeMetric,
     }
 )
+
+# Where each component of the standard metrics lives in a RawColumn.
+_RAW_FIELDS: Final = {
+    "counts": {"n": "n", "null": "null", "nan": "nan", "inf": "inf", "true": "true"},
+    "types": {
+        "integral": "integral", "fractional": "fractional", "boolean": "boolean",
+        "string": "string", "object": "objects", "tensor": "tensor",
+    },
+    "distribution": {"kll": "kll", "mean": "mean", "m2": "m2"},
+    "ints": {"max": "int_max", "min": "int_min"},
+    "cardinality": {"hll": "hll"},
+    "frequent_items": {"frequent_strings": "fi"},
+}
+_RAW_CLASSES: Final = {
+    "counts": ColumnCountsMetric,
+    "types": TypeCountersMetric,
+    "distribution": DistributionMetric,
+    "ints": IntsMetric,
+    "cardinality": CardinalityMetric,
+    "frequent_items": FrequentItemsMetric,
+}
+# whylogs feeds booleans to the distribution and frequent-items sketches in lists of
+# this many.
+_BOOL_CHUNK: Final = 1000
 
 
 def supports(schema: DatasetSchema | None) -> bool:
@@ -87,26 +121,26 @@ def _value_factory(value: Any) -> Callable[[], Any]:
         lg_k, target = value.lg_config_k, value.tgt_type
         return lambda: ds.hll_sketch(lg_k, target)
     if kind is ds.frequent_strings_sketch:
-        # The sketch does not tell its lg_max_k; its empty serialized form keeps it.
-        empty = value.serialize()
-        return lambda: ds.frequent_strings_sketch.deserialize(empty)
+        return _frequent_strings_factory(value)
     return lambda: copy.deepcopy(value)
 
 
-def _component_factory(component: MetricComponent) -> Callable[[], MetricComponent]:
+def _frequent_strings_factory(empty: ds.frequent_strings_sketch) -> Callable[[], Any]:
+    serialized = empty.serialize()
+    # The sketch does not tell its lg_max_k; byte 3 of its serialized form holds it.
+    lg_max_k = serialized[3]
+    if ds.frequent_strings_sketch(lg_max_k=lg_max_k).serialize() == serialized:
+        return lambda: ds.frequent_strings_sketch(lg_max_k=lg_max_k)
+    return lambda: ds.frequent_strings_sketch.deserialize(serialized)
+
+
+def _clone_component(template: MetricComponent, value: Any) -> MetricComponent:
     # Building a component looks up its aggregator and serializers in registries;
-    # cloning the template's attributes skips that and is otherwise the same object.
-    kind = type(component)
-    state = dict(component.__dict__)
-    make_value = _value_factory(component._value)
-
-    def fresh() -> MetricComponent:
-        clone = object.__new__(kind)
-        clone.__dict__.update(state)
-        clone._value = make_value()
-        return clone
-
-    return fresh
+    # copying the template's attributes skips that and gives the same object.
+    clone = object.__new__(type(template))
+    clone.__dict__.update(template.__dict__)
+    clone._value = value
+    return clone
 
 
 def metric_factory(template: Metric) -> Callable[[], Metric]:
@@ -115,18 +149,18 @@ def metric_factory(template: Metric) -> Callable[[], Metric]:
     if kind is UnicodeRangeMetric:
         return _unicode_range_factory(template)
     fixed: dict[str, Any] = {}
-    parts: dict[str, Callable[[], MetricComponent]] = {}
+    parts: dict[str, tuple[MetricComponent, Callable[[], Any]]] = {}
     for name, value in template.__dict__.items():
         if isinstance(value, MetricComponent):
-            parts[name] = _component_factory(value)
+            parts[name] = (value, _value_factory(value._value))
         else:
             fixed[name] = value
 
     def fresh() -> Metric:
         clone = object.__new__(kind)
         state = dict(fixed)
-        for name, make in parts.items():
-            state[name] = make()
+        for name, (component, make) in parts.items():
+            state[name] = _clone_component(component, make())
         clone.__dict__.update(state)
         return clone
 
@@ -153,8 +187,239 @@ def _unicode_range_factory(template: UnicodeRangeMetric) -> Callable[[], Metric]
     return fresh
 
 
+# Column specs
+
+
+class ColumnSpec:
+    """The resolved metrics of one ``(column, dtype)``: how to make a fresh column, and
+    for a raw column, how to turn it back into whylogs metrics and messages."""
+
+    def __init__(self, metrics: dict[str, Metric]) -> None:
+        self.templates = metrics
+        self.raw = all(
+            _RAW_CLASSES.get(namespace) is type(metric)
+            and metric.namespace == namespace
+            and {k for k, v in metric.__dict__.items() if isinstance(v, MetricComponent)}
+            == set(_RAW_FIELDS[namespace])
+            for namespace, metric in metrics.items()
+        )
+        self._factories = {ns: metric_factory(metric) for ns, metric in metrics.items()}
+        self.counts = "counts" in metrics
+        self.types = "types" in metrics
+        self.ints = "ints" in metrics
+        distribution = metrics.get("distribution")
+        cardinality = metrics.get("cardinality")
+        frequent = metrics.get("frequent_items")
+        self.new_kll = _value_factory(distribution.kll.value) if distribution else None
+        self.new_hll = _value_factory(cardinality.hll.value) if cardinality else None
+        self.new_fi = _value_factory(frequent.frequent_strings.value) if frequent else None
+        self.fi_max_size = frequent.max_frequent_item_size if frequent else 0
+        ints = metrics.get("ints")
+        self.int_bounds = (ints.max.value, ints.min.value) if ints else (0, 0)
+        # Components in the order whylogs writes them: (path, attribute, template).
+        self.layout: list[tuple[str, str, MetricComponent]] = []
+        if self.raw:
+            for namespace, metric in metrics.items():
+                for field, value in metric.__dict__.items():
+                    if isinstance(value, MetricComponent):
+                        attribute = _RAW_FIELDS[namespace][field]
+                        self.layout.append((f"{namespace}/{field}", attribute, value))
+        self.paths = [path for path, _, _ in self.layout]
+
+    def new_column(self) -> RawColumn | ColumnState:
+        if self.raw:
+            return RawColumn(self)
+        return self.new_state()
+
+    def new_state(self) -> ColumnState:
+        """Fresh whylogs metrics, for values only whylogs' preprocessing can read."""
+        return ColumnState({ns: make() for ns, make in self._factories.items()})
+
+    def metrics_of(self, column: RawColumn) -> dict[str, Metric]:
+        """whylogs metrics holding ``column``'s state (its sketches, not copies)."""
+        result: dict[str, Metric] = {}
+        for namespace, template in self.templates.items():
+            clone = object.__new__(type(template))
+            state: dict[str, Any] = {}
+            for field, value in template.__dict__.items():
+                if isinstance(value, MetricComponent):
+                    attribute = _RAW_FIELDS[namespace][field]
+                    value = _clone_component(value, getattr(column, attribute))
+                state[field] = value
+            clone.__dict__.update(state)
+            result[namespace] = clone
+        return result
+
+
+class RawColumn:
+    """One column of one profile, as the counters and sketches of whylogs' standard
+    metrics (those its :class:`ColumnSpec` names)."""
+
+    __slots__ = (
+        "spec", "n", "null", "nan", "inf", "true", "integral", "fractional", "boolean",
+        "string", "objects", "tensor", "kll", "mean", "m2", "int_max", "int_min", "hll", "fi",
+        "successes", "failures", "seen",
+    )
+
+    def __init__(self, spec: ColumnSpec) -> None:
+        self.spec = spec
+        self.n = self.null = self.nan = self.inf = self.true = 0
+        self.integral = self.fractional = self.boolean = self.string = 0
+        self.objects = self.tensor = 0
+        self.kll = spec.new_kll() if spec.new_kll is not None else None
+        self.mean = 0.0
+        self.m2 = 0.0
+        self.int_max, self.int_min = spec.int_bounds
+        self.hll = spec.new_hll() if spec.new_hll is not None else None
+        self.fi = spec.new_fi() if spec.new_fi is not None else None
+        self.successes = self.failures = 0
+        self.seen = False
+
+    def update(self, piece: Plain) -> None:
+        """What the ``columnar_update`` of each standard metric does with this piece."""
+        length = piece.length
+        if length <= 0:
+            return
+        spec = self.spec
+        floats, ints, strings = piece.floats, piece.ints, piece.strings
+        float_count = len(floats) if floats is not None else 0
+        int_count = len(ints) if ints is not None else 0
+        string_count = len(strings) if strings is not None else 0
+        bools = piece.true + piece.false
+        if spec.counts:
+            self.n += length
+            self.null += piece.null
+            self.nan += piece.nan
+            self.inf += piece.inf
+            self.true += piece.true
+            self.successes += length
+        if spec.types:
+            self.integral += int_count
+            self.fractional += float_count
+            self.boolean += bools
+            self.string += string_count
+            self.successes += int_count + float_count + bools + string_count
+        if self.kll is not None:
+            self._distribution(piece, float_count, int_count)
+        if spec.ints and int_count:
+            self.int_max = max(self.int_max, piece.int_max)
+            self.int_min = min(self.int_min, piece.int_min)
+            self.successes += int_count
+        if self.hll is not None:
+            self._cardinality(piece, float_count, int_count, string_count, bools)
+        if self.fi is not None:
+            self._frequent_items(piece, float_count, int_count, string_count)
+
+    def _distribution(self, piece: Plain, float_count: int, int_count: int) -> None:
+        kll = self.kll
+        n = kll.get_n()
+        mean, m2 = self.mean, self.m2
+        for values, count, stats in (
+            (piece.floats, float_count, piece.float_stats),
+            (piece.ints, int_count, piece.int_stats),
+        ):
+            if not count:
+                continue
+            kll.update(array=values)
+            assert stats is not None
+            n, mean, m2 = _combine(n, mean, m2, stats.n, stats.mean, stats.m2)
+        for value, count in ((1, piece.true), (0, piece.false)):
+            while count > 0:
+                chunk = min(count, _BOOL_CHUNK)
+                kll.update_list([value] * chunk)
+                n, mean, m2 = _combine(n, mean, m2, chunk, value, 0)
+                count -= chunk
+        self.mean, self.m2 = mean, m2
+
+    def _cardinality(
+        self, piece: Plain, float_count: int, int_count: int, string_count: int, bools: int
+    ) -> None:
+        hll = self.hll
+        if int_count:
+            hll.update_np(piece.ints)
+        if float_count:
+            hll.update_np(piece.floats)
+        if string_count:
+            hll.update_str_list(piece.strings)
+        if bools:
+            if piece.true and piece.false:
+                hll.update_int_list([1, 0])
+            else:
+                hll.update(1 if piece.true else 0)
+        self.successes += int_count + float_count + string_count + bools
+
+    def _frequent_items(
+        self, piece: Plain, float_count: int, int_count: int, string_count: int
+    ) -> None:
+        fi = self.fi
+        if float_count:
+            fi.update_np(piece.floats)
+        if int_count:
+            fi.update_np(piece.ints)
+        if string_count:
+            strings = piece.strings
+            limit = self.spec.fi_max_size
+            if piece.longest > limit:
+                strings = [text[0:limit] for text in strings]
+            fi.update_str_list(strings)
+        for label, count in (("True", piece.true), ("False", piece.false)):
+            while count > 0:
+                chunk = min(count, _BOOL_CHUNK)
+                fi.update_str_list([label] * chunk)
+                count -= chunk
+        self.successes += float_count + int_count + string_count
+
+    def metrics(self) -> dict[str, Metric]:
+        return self.spec.metrics_of(self)
+
+    def view(self) -> ColumnProfileView:
+        return ColumnProfileView(self.metrics(), self.successes, self.failures)
+
+    def messages(self) -> list[tuple[str, MetricComponentMessage]]:
+        """The column's components as whylogs serializes them, in whylogs' order."""
+        result = []
+        for path, attribute, template in self.spec.layout:
+            value = getattr(self, attribute)
+            kind = type(value)
+            if kind is int:
+                message = MetricComponentMessage(n=value)
+            elif kind is float:
+                message = MetricComponentMessage(d=value)
+            elif kind is ds.kll_doubles_sketch:
+                message = MetricComponentMessage(kll=KllSketchMessage(sketch=value.serialize()))
+            elif kind is ds.hll_sketch:
+                message = MetricComponentMessage(
+                    hll=HllSketchMessage(sketch=value.serialize_compact())
+                )
+            else:
+                message = MetricComponentMessage(
+                    frequent_items=FrequentItemsSketchMessage(sketch=value.serialize())
+                )
+            if template.type_id:
+                message.type_id = template.type_id
+            result.append((path, message))
+        return result
+
+
+def _combine(
+    n_a: int, mean_a: float, m2_a: float, n_b: int, mean_b: float, m2_b: float
+) -> tuple[int, float, float]:
+    """whylogs' merge of two (count, mean, M2): its parallel algorithm, or Welford's
+    update for a single value (then ``mean_b`` is the value), step for step."""
+    if n_b == 1:
+        n = n_a + 1
+        delta = mean_b - mean_a
+        mean = mean_a + delta / n
+        return n, mean, m2_a + delta * (mean_b - mean)
+    n = n_a + n_b
+    delta = mean_b - mean_a
+    mean = (mean_a * n_a + mean_b * n_b) / (n_a + n_b)
+    return n, mean, m2_a + m2_b + delta**2 * n_a * n_b / n
+
+
 class ColumnState:
-    """One column of one profile: its metrics and whylogs' success/failure counts."""
+    """One column of one profile as real whylogs metrics, for metrics a
+    :class:`RawColumn` does not cover."""
 
     __slots__ = ("metrics", "successes", "failures", "seen")
 
@@ -186,17 +451,20 @@ class ProfileTemplate:
         if not supports(schema):
             raise ValueError("this schema needs whylogs' own DatasetProfile.track")
         self._schema = schema if schema is not None else DatasetSchema()
-        self._factories: dict[tuple[str, np.dtype | None], dict[str, Callable[[], Metric]]] = {}
+        self._specs: dict[tuple[str, np.dtype | None], ColumnSpec] = {}
         self.declared: tuple[str, ...] = tuple(self._schema.types)
 
-    def new_column(self, name: str, dtype: np.dtype | None) -> ColumnState:
-        """Fresh metrics for column ``name`` first met with values of ``dtype``."""
-        factories = self._factories.get((name, dtype))
-        if factories is None:
-            factories = self._factories[(name, dtype)] = self._resolve(name, dtype)
-        return ColumnState({namespace: make() for namespace, make in factories.items()})
+    def spec(self, name: str, dtype: np.dtype | None) -> ColumnSpec:
+        spec = self._specs.get((name, dtype))
+        if spec is None:
+            spec = self._specs[(name, dtype)] = self._resolve(name, dtype)
+        return spec
 
-    def _resolve(self, name: str, dtype: np.dtype | None) -> dict[str, Callable[[], Metric]]:
+    def new_column(self, name: str, dtype: np.dtype | None) -> RawColumn | ColumnState:
+        """Fresh metrics for column ``name`` first met with values of ``dtype``."""
+        return self.spec(name, dtype).new_column()
+
+    def _resolve(self, name: str, dtype: np.dtype | None) -> ColumnSpec:
         schema = self._schema
         # A declared column keeps its declared type whatever the values, as in whylogs.
         column_schema = schema.get(name) or ColumnSchema(
@@ -210,21 +478,8 @@ class ProfileTemplate:
         unknown = [type(m).__name__ for m in metrics.values() if type(m) not in STANDARD_METRICS]
         if unknown:
             raise ValueError(f"column {name!r} resolves to custom metrics: {unknown}")
-        return {namespace: metric_factory(metric) for namespace, metric in metrics.items()}
+        return ColumnSpec(metrics)
 
-    def new_profile(self) -> dict[str, ColumnState]:
+    def new_profile(self) -> dict[str, RawColumn | ColumnState]:
         """The columns of a new profile: those the schema declares, empty."""
         return {name: self.new_column(name, None) for name in self.declared}
-
-
-def view_of(
-    columns: dict[str, ColumnState], dataset_timestamp: datetime, creation_timestamp: datetime
-) -> DatasetProfileView:
-    """The view ``DatasetProfile.view()`` would give for these columns."""
-    return DatasetProfileView(
-        columns={name: state.view() for name, state in columns.items()},
-        dataset_timestamp=dataset_timestamp,
-        creation_timestamp=creation_timestamp,
-        metrics={},
-        metadata={},
-    )
