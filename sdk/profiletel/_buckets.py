@@ -273,7 +273,9 @@ class DatasetAggregate:
             return
         dtype, values = found
         if current is None:
-            current = bucket.columns[name] = self._template.new_column(name, dtype)
+            spec = self._template.spec(name, dtype)
+            current = spec.new_column() if plain else spec.new_state()
+            bucket.columns[name] = current
         if not current.seen:
             current.seen = True
             if earlier:

@@ -36,12 +36,6 @@ from whylogs.core.metrics import (
 from whylogs.core.metrics.metric_components import MetricComponent
 from whylogs.core.metrics.unicode_range import UnicodeRangeMetric
 from whylogs.core.preprocessing import PreprocessedColumn
-from whylogs.core.proto import (
-    FrequentItemsSketchMessage,
-    HllSketchMessage,
-    KllSketchMessage,
-    MetricComponentMessage,
-)
 from whylogs.core.resolvers import DeclarativeResolver, StandardResolver
 from whylogs.core.schema import ColumnSchema, DeclarativeSchema
 from whylogs.core.view import ColumnProfileView
@@ -375,30 +369,25 @@ class RawColumn:
     def view(self) -> ColumnProfileView:
         return ColumnProfileView(self.metrics(), self.successes, self.failures)
 
-    def messages(self) -> list[tuple[str, MetricComponentMessage]]:
-        """The column's components as whylogs serializes them, in whylogs' order."""
-        result = []
+    def write_components(self, components: Any, index_of: dict[str, int]) -> None:
+        """Fill a ``ChunkMessage.metric_components`` map as whylogs' serializers would,
+        in whylogs' order."""
         for path, attribute, template in self.spec.layout:
             value = getattr(self, attribute)
+            message = components[index_of[path]]
             kind = type(value)
             if kind is int:
-                message = MetricComponentMessage(n=value)
+                message.n = value
             elif kind is float:
-                message = MetricComponentMessage(d=value)
+                message.d = value
             elif kind is ds.kll_doubles_sketch:
-                message = MetricComponentMessage(kll=KllSketchMessage(sketch=value.serialize()))
+                message.kll.sketch = value.serialize()
             elif kind is ds.hll_sketch:
-                message = MetricComponentMessage(
-                    hll=HllSketchMessage(sketch=value.serialize_compact())
-                )
+                message.hll.sketch = value.serialize_compact()
             else:
-                message = MetricComponentMessage(
-                    frequent_items=FrequentItemsSketchMessage(sketch=value.serialize())
-                )
+                message.frequent_items.sketch = value.serialize()
             if template.type_id:
                 message.type_id = template.type_id
-            result.append((path, message))
-        return result
 
 
 def _combine(

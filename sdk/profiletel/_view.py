@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 from datetime import datetime
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Final
 
 from google.protobuf.internal.encoder import _VarintBytes
 from whylogs.core import DatasetProfileView
@@ -24,7 +24,6 @@ from whylogs.core.proto import (
     DatasetProfileHeader,
     DatasetProperties,
     DatasetSegmentHeader,
-    MetricComponentMessage,
 )
 from whylogs.core.utils.timestamp_calculations import to_utc_milliseconds
 from whylogs.core.view import ColumnProfileView
@@ -86,18 +85,55 @@ def _column_view(column: Column) -> ColumnProfileView:
     return column.view()
 
 
-def _messages(column: Column) -> tuple[list[str], list[tuple[str, MetricComponentMessage]]]:
-    """The component paths whylogs indexes, and the messages it writes, in its order."""
-    if isinstance(column, RawColumn):
-        return column.spec.paths, column.messages()
-    view = column if isinstance(column, ColumnProfileView) else column.view()
-    messages = []
-    for metric in view._metrics.values():
+def _paths(column: Column) -> list[str]:
+    if type(column) is RawColumn:
+        return column.spec.paths
+    return _view_of(column).get_metric_component_paths()
+
+
+def _view_of(column: Column) -> ColumnProfileView:
+    return column if isinstance(column, ColumnProfileView) else column.view()
+
+
+def _write_components(column: Column, components: Any, index_of: dict[str, int]) -> None:
+    if type(column) is RawColumn:
+        column.write_components(components, index_of)
+        return
+    for metric in _view_of(column)._metrics.values():
         if metric.exclude_from_serialization:
             continue
         for name, message in metric.to_protobuf().metric_components.items():
-            messages.append((f"{metric.namespace}/{name}", message))
-    return view.get_metric_component_paths(), messages
+            path = f"{metric.namespace}/{name}"
+            index = index_of.get(path)
+            if index is None:
+                raise ValueError(f"Missing metric from index mapping. Metric name: {path}")
+            components[index].CopyFrom(message)
+
+
+# Index of every component path, per set of column specs: profiles of one dataset
+# usually share one.
+_INDEXES: dict[tuple[Any, ...], tuple[list[str], dict[str, int]]] = {}
+_MAX_INDEXES: Final = 256
+
+
+def _index(names: list[str], columns: dict[str, Column]) -> tuple[list[str], dict[str, int]]:
+    key = tuple(
+        (name, columns[name].spec) if type(columns[name]) is RawColumn else None
+        for name in names
+    )
+    cached = _INDEXES.get(key) if None not in key else None
+    if cached is not None:
+        return cached
+    paths: set[str] = set()
+    for name in names:
+        paths.update(_paths(columns[name]))
+    ordered = sorted(paths)
+    found = ordered, {path: index for index, path in enumerate(ordered)}
+    if None not in key:
+        if len(_INDEXES) >= _MAX_INDEXES:
+            _INDEXES.clear()
+        _INDEXES[key] = found
+    return found
 
 
 def write_view(
@@ -108,29 +144,19 @@ def write_view(
     metadata: dict[str, Any] | None,
 ) -> None:
     """Write what ``DatasetProfileView._do_write`` writes for these columns."""
-    layouts = {name: _messages(column) for name, column in columns.items()}
-    paths: set[str] = set()
-    for column_paths, _ in layouts.values():
-        paths.update(column_paths)
-    ordered = sorted(paths)
-    index_of = {path: index for index, path in enumerate(ordered)}
+    names = sorted(columns)
+    ordered, index_of = _index(names, columns)
 
     body = io.BytesIO()
     offsets: dict[str, ChunkOffsets] = {}
-    for name in sorted(layouts):
+    for name in names:
         offsets[name] = ChunkOffsets(offsets=[body.tell()])
-        components = {}
-        for path, message in layouts[name][1]:
-            index = index_of.get(path)
-            if index is None:
-                raise ValueError(f"Missing metric from index mapping. Metric name: {path}")
-            components[index] = message
-        chunk = ChunkMessage(metric_components=components)
+        chunk = ChunkMessage()
+        _write_components(columns[name], chunk.metric_components, index_of)
         header = ChunkHeader(type=ChunkHeader.ChunkType.COLUMN, length=chunk.ByteSize())
         body.write(_VarintBytes(header.ByteSize()))
         body.write(header.SerializeToString())
         body.write(chunk.SerializeToString())
-
     tags, plain_metadata = DatasetProfileView._split_tags_and_metadata(metadata)
     properties = DatasetProperties(
         dataset_timestamp=to_utc_milliseconds(dataset_timestamp),  # type: ignore[arg-type]
