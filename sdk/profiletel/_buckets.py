@@ -431,7 +431,7 @@ def _segment_tags(schema: DatasetSchema, segment: Any) -> Segment:
     columns = partition.mapper.col_names if partition is not None and partition.mapper else []
     if len(columns) != len(segment.key):
         return tuple((f"key{index}", str(value)) for index, value in enumerate(segment.key))
-    return tuple((str(column), str(value)) for column, value in zip(columns, segment.key))
+    return tuple((str(column), str(value)) for column, value in zip(columns, segment.key, strict=True))
 
 
 def _reason(exc: BaseException) -> str:
