@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 from whylogs.api.writer import Writer
@@ -21,12 +22,15 @@ from whylogs.api.writer import Writer
 from ._deadletter import DeadLetterStore
 from ._errors import ExportError
 from ._profile import BucketProfile
+from ._spool import Spool
 
 __all__ = ["ExportChannel", "ExportOutcome", "call_exporter", "exporter_name"]
 
 _logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_ATTEMPTS: Final = 3
+# Failed profiles an exporter keeps in memory for their retry; further ones are spooled.
+MAX_RETRIES_IN_MEMORY: Final = 16
 
 
 def exporter_name(exporter: Writer) -> str:
@@ -71,10 +75,18 @@ def _describe(exc: BaseException) -> str:
 
 @dataclass
 class _Pending:
-    profile: BucketProfile
+    # None while the profile waits in the spool, at ``spilled``.
+    profile: BucketProfile | None
+    dataset_id: str
+    bucket_start: Any
     attempts: int = 0
     last_error: str = ""
     not_before_s: float = 0.0
+    spilled: Path | None = None
+
+    @classmethod
+    def of(cls, profile: BucketProfile) -> _Pending:
+        return cls(profile, profile.dataset_id, profile.bucket_start)
 
 
 class ExportChannel:
@@ -98,6 +110,8 @@ class ExportChannel:
         self._completed = 0
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._spool = Spool(dead_letters.directory, self.name)
+        self._held = 0  # failed profiles waiting in memory
         self.exported = 0
         self.dead_lettered = 0
         self.lost = 0
@@ -108,7 +122,7 @@ class ExportChannel:
     def add(self, profiles: list[BucketProfile]) -> None:
         with self._cond:
             for profile in profiles:
-                item = _Pending(profile)
+                item = _Pending.of(profile)
                 self._pending[id(item)] = item
 
     @property
@@ -151,6 +165,7 @@ class ExportChannel:
                 left.insert(0, self._in_flight)
                 self._in_flight = None
             self._pending = {}
+            self._held = 0
             self._closed = True
             self._cond.notify_all()
         for item in left:
@@ -160,11 +175,13 @@ class ExportChannel:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+        self._spool.close()
 
     def reset_after_fork(self) -> None:
         """In a forked child: forget the parent's thread and its profiles."""
         self._cond = threading.Condition()
         self._pending = {}
+        self._held = 0
         self._in_flight = None
         self._requested = self._completed = 0
         self._thread = None
@@ -204,8 +221,15 @@ class ExportChannel:
             with self._cond:
                 if self._pending.pop(id(item), None) is None:
                     return  # shutdown dead-lettered what was left
+                if item.attempts and item.spilled is None:
+                    self._held -= 1
                 self._in_flight = item
-            outcome = call_exporter(self.exporter, item.profile)
+            profile = self._profile_of(item)
+            if profile is None:
+                with self._cond:
+                    self._in_flight = None
+                continue
+            outcome = call_exporter(self.exporter, profile)
             with self._cond:
                 self.calls += 1
                 abandoned = self._in_flight is not item
@@ -214,9 +238,28 @@ class ExportChannel:
                 return
             self._settle(item, outcome)
 
+    def _profile_of(self, item: _Pending) -> BucketProfile | None:
+        """The item's profile, read back from the spool if it waits there; ``None``
+        (and the profile counted as lost) if it cannot be read."""
+        if item.profile is not None:
+            return item.profile
+        assert item.spilled is not None
+        try:
+            return self._spool.load(item.spilled, item.dataset_id)
+        except Exception as exc:
+            self.lost += 1
+            _logger.error(
+                "The spooled profile of dataset %s, bucket %s could not be read back from %s "
+                "(%s); it is lost. Check the disk under %s.",
+                item.dataset_id, item.bucket_start, item.spilled, exc, item.spilled.parent,
+            )
+            return None
+
     def _settle(self, item: _Pending, outcome: ExportOutcome) -> None:
         if outcome.ok:
             self.exported += 1
+            if item.spilled is not None:
+                self._spool.remove(item.spilled)
             return
         item.attempts += 1
         item.last_error = outcome.error
@@ -224,7 +267,7 @@ class ExportChannel:
             _logger.error(
                 "Exporter %s refused the profile of dataset %s, bucket %s permanently (%s). "
                 "Fix the exporter's configuration, then replay the dead-letter directory %s.",
-                self.name, item.profile.dataset_id, item.profile.bucket_start, outcome.error,
+                self.name, item.dataset_id, item.bucket_start, outcome.error,
                 self._dead_letters.directory,
             )
             self._dead_letter(item, outcome.error)
@@ -237,32 +280,61 @@ class ExportChannel:
         _logger.warning(
             "Exporter %s failed on dataset %s, bucket %s (attempt %d of %d: %s); it is tried "
             "again at the next write.",
-            self.name, item.profile.dataset_id, item.profile.bucket_start, item.attempts,
+            self.name, item.dataset_id, item.bucket_start, item.attempts,
             self._max_attempts, outcome.error,
         )
+        self._hold(item)
         with self._cond:
             if not self._closed:
                 self._pending[id(item)] = item
+                if item.spilled is None:
+                    self._held += 1
                 return
         self._dead_letter(item, outcome.error)
 
-    def _dead_letter(self, item: _Pending, reason: str) -> None:
+    def _hold(self, item: _Pending) -> None:
+        """Keep a failed profile for its retry: in memory while few wait, else in the
+        spool (in memory after all if the spool cannot be written)."""
+        if item.spilled is not None or item.profile is None:
+            item.profile = None
+            return
+        with self._cond:
+            crowded = self._held >= MAX_RETRIES_IN_MEMORY
+        if not crowded:
+            return
         try:
-            path = self._dead_letters.put(item.profile, self.name, item.attempts, reason)
+            item.spilled = self._spool.put(item.profile)
+        except OSError as exc:
+            _logger.warning(
+                "Could not spool a profile of dataset %s to %s (%s); it waits in memory. "
+                "Make that folder writable so that failed exports do not pile up in memory.",
+                item.dataset_id, self._spool.folder, exc,
+            )
+            return
+        item.profile = None
+
+    def _dead_letter(self, item: _Pending, reason: str) -> None:
+        profile = self._profile_of(item)
+        if profile is None:
+            return
+        try:
+            path = self._dead_letters.put(profile, self.name, item.attempts, reason)
         except OSError as exc:
             self.lost += 1
             _logger.error(
                 "Profile of dataset %s, bucket %s could not be delivered by exporter %s nor "
                 "written to the dead-letter directory (%s); it is lost. Make %s writable.",
-                item.profile.dataset_id, item.profile.bucket_start, self.name, exc,
+                item.dataset_id, item.bucket_start, self.name, exc,
                 self._dead_letters.directory,
             )
             return
         self.dead_lettered += 1
+        if item.spilled is not None:
+            self._spool.remove(item.spilled)
         _logger.error(
             "Exporter %s could not deliver the profile of dataset %s, bucket %s after %d "
             "attempt(s) (%s); it was written to %s. Run `profiletel replay %s --exporter %s` "
             "once the destination is back.",
-            self.name, item.profile.dataset_id, item.profile.bucket_start, item.attempts,
+            self.name, item.dataset_id, item.bucket_start, item.attempts,
             reason, path, self._dead_letters.directory, self.name,
         )
