@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import logging
 import os
 import platform
 import resource
@@ -426,6 +427,8 @@ def memory_child(mode: str) -> dict[str, Any]:
         return {"peak_mb": peak_rss_mb(), "after_load_mb": baseline, "reset": reset}
 
     failing = mode.startswith("failing")
+    # Thousands of "exporter failed" warnings would only slow the child down.
+    logging.getLogger("profiletel").setLevel(logging.CRITICAL)
     exporter: Writer = FailingExporter() if failing else SerializingExporter()
     spool = tempfile.mkdtemp(prefix="profiletel-bench-")
     hourly = mode.endswith("replay")

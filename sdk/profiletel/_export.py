@@ -14,7 +14,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 from whylogs.api.writer import Writer
@@ -22,7 +21,7 @@ from whylogs.api.writer import Writer
 from ._deadletter import DeadLetterStore
 from ._errors import ExportError
 from ._profile import BucketProfile
-from ._spool import Spool
+from ._spool import Spool, SpooledProfile
 
 __all__ = ["ExportChannel", "ExportOutcome", "call_exporter", "exporter_name"]
 
@@ -75,14 +74,14 @@ def _describe(exc: BaseException) -> str:
 
 @dataclass
 class _Pending:
-    # None while the profile waits in the spool, at ``spilled``.
+    # None while the profile waits in the spool, as ``spilled``.
     profile: BucketProfile | None
     dataset_id: str
     bucket_start: Any
     attempts: int = 0
     last_error: str = ""
     not_before_s: float = 0.0
-    spilled: Path | None = None
+    spilled: SpooledProfile | None = None
 
     @classmethod
     def of(cls, profile: BucketProfile) -> _Pending:
@@ -112,6 +111,7 @@ class ExportChannel:
         self._thread: threading.Thread | None = None
         self._spool = Spool(dead_letters.directory, self.name)
         self._held = 0  # failed profiles waiting in memory
+        self._failing = False  # whether the last attempt failed
         self.exported = 0
         self.dead_lettered = 0
         self.lost = 0
@@ -120,9 +120,22 @@ class ExportChannel:
     # Called from the processor
 
     def add(self, profiles: list[BucketProfile]) -> None:
+        """Take ``profiles`` for the next round; while the exporter fails and its memory
+        allowance is taken, straight into the spool."""
         with self._cond:
-            for profile in profiles:
-                item = _Pending.of(profile)
+            spool = self._failing and self._held >= MAX_RETRIES_IN_MEMORY
+            closed = self._closed
+        items = [_Pending.of(profile) for profile in profiles]
+        if closed:
+            # A write that finished after shutdown gave up waiting for it.
+            for item in items:
+                self._dead_letter(item, "the exporter was closed before this profile came")
+            return
+        if spool:
+            for item in items:
+                self._spill(item)
+        with self._cond:
+            for item in items:
                 self._pending[id(item)] = item
 
     @property
@@ -182,6 +195,7 @@ class ExportChannel:
         self._cond = threading.Condition()
         self._pending = {}
         self._held = 0
+        self._failing = False
         self._in_flight = None
         self._requested = self._completed = 0
         self._thread = None
@@ -217,7 +231,12 @@ class ExportChannel:
         with self._cond:
             now = time.monotonic()
             due = [item for item in self._pending.values() if item.not_before_s <= now]
+        failed = False
         for item in due:
+            if failed and item.spilled is not None:
+                # Reading spooled profiles back is costly; while the destination fails,
+                # they wait for a round in which it answers.
+                continue
             with self._cond:
                 if self._pending.pop(id(item), None) is None:
                     return  # shutdown dead-lettered what was left
@@ -237,6 +256,7 @@ class ExportChannel:
             if abandoned:
                 return
             self._settle(item, outcome)
+            failed = failed or not outcome.ok
 
     def _profile_of(self, item: _Pending) -> BucketProfile | None:
         """The item's profile, read back from the spool if it waits there; ``None``
@@ -245,21 +265,23 @@ class ExportChannel:
             return item.profile
         assert item.spilled is not None
         try:
-            return self._spool.load(item.spilled, item.dataset_id)
+            return item.spilled.load()
         except Exception as exc:
             self.lost += 1
             _logger.error(
                 "The spooled profile of dataset %s, bucket %s could not be read back from %s "
                 "(%s); it is lost. Check the disk under %s.",
-                item.dataset_id, item.bucket_start, item.spilled, exc, item.spilled.parent,
+                item.dataset_id, item.bucket_start, item.spilled.path, exc,
+                item.spilled.path.parent,
             )
             return None
 
     def _settle(self, item: _Pending, outcome: ExportOutcome) -> None:
+        self._failing = not outcome.ok
         if outcome.ok:
             self.exported += 1
             if item.spilled is not None:
-                self._spool.remove(item.spilled)
+                self._spool.remove(item.spilled.path)
             return
         item.attempts += 1
         item.last_error = outcome.error
@@ -300,8 +322,11 @@ class ExportChannel:
             return
         with self._cond:
             crowded = self._held >= MAX_RETRIES_IN_MEMORY
-        if not crowded:
-            return
+        if crowded:
+            self._spill(item)
+
+    def _spill(self, item: _Pending) -> None:
+        assert item.profile is not None
         try:
             item.spilled = self._spool.put(item.profile)
         except OSError as exc:
@@ -314,9 +339,8 @@ class ExportChannel:
         item.profile = None
 
     def _dead_letter(self, item: _Pending, reason: str) -> None:
-        profile = self._profile_of(item)
-        if profile is None:
-            return
+        # A spooled profile is dead-lettered from its file, not read back.
+        profile: Any = item.spilled if item.profile is None else item.profile
         try:
             path = self._dead_letters.put(profile, self.name, item.attempts, reason)
         except OSError as exc:
@@ -330,7 +354,7 @@ class ExportChannel:
             return
         self.dead_lettered += 1
         if item.spilled is not None:
-            self._spool.remove(item.spilled)
+            self._spool.remove(item.spilled.path)
         _logger.error(
             "Exporter %s could not deliver the profile of dataset %s, bucket %s after %d "
             "attempt(s) (%s); it was written to %s. Run `profiletel replay %s --exporter %s` "

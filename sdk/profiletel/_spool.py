@@ -13,12 +13,11 @@ import logging
 import os
 import uuid
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
-from ._deadletter import write_atomic
 from ._profile import BucketProfile, safe_path_part
 
-__all__ = ["SPOOL_DIRNAME", "Spool"]
+__all__ = ["SPOOL_DIRNAME", "Spool", "SpooledProfile"]
 
 _logger = logging.getLogger(__name__)
 
@@ -46,21 +45,19 @@ class Spool:
             self._folder = self._root / f"{self._exporter}-{self._pid}"
         return self._folder
 
-    def put(self, profile: BucketProfile) -> Path:
-        """Write ``profile``; returns where.
+    def put(self, profile: BucketProfile) -> SpooledProfile:
+        """Write ``profile``; returns what to find it by.
 
         :raises OSError: if the folder cannot be written.
         """
-        path = self.folder / f"{profile.profile_id}-{uuid.uuid4().hex[:8]}.bin"
-        write_atomic(path, profile.serialize())
-        return path
-
-    def load(self, path: Path, dataset_id: str) -> BucketProfile:
-        """Read back a profile :meth:`put` wrote.
-
-        :raises OSError: if it cannot be read.
-        """
-        return BucketProfile.from_bytes(path.read_bytes(), dataset_id=dataset_id)
+        folder = self.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{profile.profile_id}-{uuid.uuid4().hex[:8]}.bin"
+        # No fsync: the spool spares memory; a crash loses what memory would have lost.
+        temporary = path.with_suffix(".part")
+        temporary.write_bytes(profile.serialize())
+        os.replace(temporary, path)
+        return SpooledProfile(path, profile)
 
     def remove(self, path: Path) -> None:
         try:
@@ -82,3 +79,36 @@ class Spool:
             folder.parent.rmdir()
         except OSError:
             pass  # not empty, or never created: both fine
+
+
+class SpooledProfile:
+    """A profile waiting in the spool: what names and routes it, and its file. Enough to
+    dead-letter it without reading it back into whylogs objects."""
+
+    __slots__ = ("path", "dataset_id", "bucket_start", "profile_id", "_file_name", "_describe")
+
+    def __init__(self, path: Path, profile: BucketProfile) -> None:
+        self.path = path
+        self.dataset_id = profile.dataset_id
+        self.bucket_start = profile.bucket_start
+        self.profile_id = profile.profile_id
+        self._file_name = profile.file_name()
+        self._describe = profile.describe()
+
+    def load(self) -> BucketProfile:
+        """The profile, read back.
+
+        :raises OSError: if its file cannot be read.
+        """
+        return BucketProfile.from_bytes(self.path.read_bytes(), dataset_id=self.dataset_id)
+
+    # What DeadLetterStore.put reads of a profile.
+
+    def serialize(self) -> bytes:
+        return self.path.read_bytes()
+
+    def file_name(self) -> str:
+        return self._file_name
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self._describe)
