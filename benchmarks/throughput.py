@@ -7,7 +7,8 @@ and printed with the ratio: the machine is shared and absolute numbers are noisy
     python benchmarks/throughput.py --quick    # whylogs per bucket on a sample, extrapolated
     python benchmarks/throughput.py --only live,replay
 
-Sections: ceiling, live, replay, whylogs_buckets, caller, memory, threads, frames.
+Sections: live, replay, whylogs_buckets, caller, threads, frames, memory. Each throughput
+figure is compared with why.log(DataFrame) of the whole table timed right before it.
 """
 
 from __future__ import annotations
@@ -31,16 +32,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import whylogs as why
+from whylogs.api.writer import Writer
 
+import profiletel
+
+# whylogs warns about deprecated pandas calls on every column; the figures are the point.
 warnings.filterwarnings("ignore")
 
-import whylogs as why  # noqa: E402
-from whylogs.api.writer import Writer  # noqa: E402
-
-import profiletel  # noqa: E402
-
-SECTIONS = ("ceiling", "live", "replay", "whylogs_buckets", "caller", "memory", "threads",
-            "frames")
+SECTIONS = ("live", "replay", "whylogs_buckets", "caller", "threads", "frames", "memory")
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 
@@ -176,6 +176,19 @@ def whylogs_ceiling(flights: Flights) -> float:
     return time.perf_counter() - started
 
 
+class Ceiling:
+    """why.log(DataFrame) of the whole table, timed again right before each figure it is
+    compared with: other jobs on a shared machine come and go within one run."""
+
+    def __init__(self, flights: Flights) -> None:
+        self.flights = flights
+        self.runs: list[float] = []
+
+    def fresh(self) -> float:
+        self.runs.append(whylogs_ceiling(self.flights))
+        return self.runs[-1]
+
+
 def run_rows(flights: Flights, exporter: Writer, stamp: bool, **options: Any) -> float:
     provider = provider_for(exporter, **options)
     logger = profiletel.get_logger("flights")
@@ -184,7 +197,7 @@ def run_rows(flights: Flights, exporter: Writer, stamp: bool, **options: Any) ->
     gc.collect()
     started = time.perf_counter()
     if stamp:
-        for row, millis in zip(rows, flights.times_ms):
+        for row, millis in zip(rows, flights.times_ms, strict=True):
             log(row, millis)
     else:
         for row in rows:
@@ -193,7 +206,8 @@ def run_rows(flights: Flights, exporter: Writer, stamp: bool, **options: Any) ->
     return time.perf_counter() - started
 
 
-def section_live(flights: Flights, ceiling_s: float) -> float:
+def section_live(flights: Flights, ceiling: Ceiling) -> float:
+    ceiling_s = ceiling.fresh()
     exporter = SerializingExporter()
     seconds = run_rows(flights, exporter, stamp=False, aggregate_by="hour",
                        write_schedule="1m", queue_full="block")
@@ -205,10 +219,11 @@ def section_live(flights: Flights, ceiling_s: float) -> float:
     return seconds
 
 
-def section_replay(flights: Flights, ceiling_s: float) -> dict[str, float]:
+def section_replay(flights: Flights, ceiling: Ceiling) -> dict[str, float]:
     results = {}
     for granularity in ("hour", "day"):
         label = {"hour": "hourly", "day": "daily"}[granularity]
+        ceiling_s = ceiling.fresh()
         exporter = SerializingExporter()
         seconds = run_rows(flights, exporter, stamp=True, aggregate_by=granularity,
                            write_schedule=None, queue_full="block")
@@ -222,12 +237,13 @@ def section_replay(flights: Flights, ceiling_s: float) -> dict[str, float]:
     return results
 
 
-def section_whylogs_buckets(flights: Flights, ceiling_s: float, quick: bool,
+def section_whylogs_buckets(flights: Flights, ceiling: Ceiling, quick: bool,
                             replay: dict[str, float]) -> None:
     frame = flights.frame
     stamps = np.asarray(flights.times_ms, dtype=np.int64)
     for granularity, unit in (("hour", HOUR_MS), ("day", DAY_MS)):
         label = {"hour": "hourly", "day": "daily"}[granularity]
+        ceiling_s = ceiling.fresh()
         started = time.perf_counter()
         groups = [group for _, group in frame.groupby(stamps - stamps % unit, sort=True)]
         split_s = time.perf_counter() - started
@@ -321,13 +337,8 @@ def otel_caller_cost(count: int, rows: list[dict[str, Any]] | str | None) -> dic
     return percentiles(samples)
 
 
-def section_threads(flights: Flights, single_s: float | None) -> None:
-    if single_s is None:
-        single_s = run_rows(flights, SerializingExporter(), stamp=False, aggregate_by="hour",
-                            write_schedule="1m", queue_full="block")
-    exporter = SerializingExporter()
-    provider = provider_for(exporter, aggregate_by="hour", write_schedule="1m",
-                            queue_full="block")
+def run_threads(flights: Flights, exporter: SerializingExporter, **options: Any) -> float:
+    provider = provider_for(exporter, aggregate_by="hour", write_schedule="1m", **options)
     log = profiletel.get_logger("flights").log
     chunks = [flights.rows[index::8] for index in range(8)]
     barrier = threading.Barrier(9)
@@ -346,10 +357,26 @@ def section_threads(flights: Flights, single_s: float | None) -> None:
     for thread in threads:
         thread.join()
     provider.shutdown(timeout_s=600)
-    seconds = time.perf_counter() - started
-    report("8 application threads, live", rate(len(flights), seconds),
-           "1 thread, live (this run)", rate(len(flights), single_s), single_s / seconds,
-           checked(provider, exporter, len(flights)))
+    return time.perf_counter() - started
+
+
+def section_threads(flights: Flights, single_block_s: float | None) -> None:
+    configurations = (
+        # The queue holds every row: no backpressure, the worker's pace alone.
+        ("queue holding every row", {"max_queue_rows": len(flights) + 1}, None),
+        ("default queue bound, queue_full='block'", {"queue_full": "block"}, single_block_s),
+    )
+    for label, options, single_s in configurations:
+        if single_s is None:
+            single_s = run_rows(flights, SerializingExporter(), stamp=False,
+                                aggregate_by="hour", write_schedule="1m", **options)
+        exporter = SerializingExporter()
+        seconds = run_threads(flights, exporter, **options)
+        provider = profiletel.get_provider()
+        assert provider is not None
+        report(f"8 application threads, live, {label}", rate(len(flights), seconds),
+               "1 thread, same options (this run)", rate(len(flights), single_s),
+               single_s / seconds, checked(provider, exporter, len(flights)))
 
 
 def frame_caller_cost(frame: pd.DataFrame, busy: bool) -> dict[str, float]:
@@ -373,7 +400,7 @@ def frame_caller_cost(frame: pd.DataFrame, busy: bool) -> dict[str, float]:
     return {k: v / 1000.0 for k, v in percentiles(costs).items()}  # in ms
 
 
-def section_frames(flights: Flights, ceiling_s: float, replay: dict[str, float]) -> None:
+def section_frames(flights: Flights, ceiling: Ceiling, replay: dict[str, float]) -> None:
     frame = flights.frame
     for busy in (False, True):
         stats = frame_caller_cost(frame, busy)
@@ -393,6 +420,7 @@ def section_frames(flights: Flights, ceiling_s: float, replay: dict[str, float])
         print("  timestamp_column=: not supported by this version", flush=True)
         provider.shutdown()
         return
+    ceiling_s = ceiling.fresh()
     gc.collect()
     started = time.perf_counter()
     logger.log(frame)
@@ -412,12 +440,21 @@ def section_frames(flights: Flights, ceiling_s: float, replay: dict[str, float])
 
 
 def peak_rss_mb() -> float:
+    """This process's peak RSS. On Linux VmHWM: ru_maxrss would be the same figure,
+    except that it carries the parent's peak over fork and exec into the child."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def reset_peak_rss() -> bool:
-    """Forget the peak of loading the table (Linux: clear_refs 5 resets ru_maxrss), so
-    that the peak measured is the operation's, with the table resident."""
+    """Forget the peak of loading the table (Linux: clear_refs 5 resets VmHWM), so that
+    the peak measured is the operation's, with the table resident."""
     gc.collect()
     try:
         with open("/proc/self/clear_refs", "w") as clear_refs:
@@ -458,7 +495,7 @@ def memory_child(mode: str) -> dict[str, Any]:
     for start in range(0, len(frame), step):
         rows = frame.iloc[start:start + step].to_dict("records")
         if hourly:
-            for row, millis in zip(rows, times[start:start + step]):
+            for row, millis in zip(rows, times[start:start + step], strict=True):
                 log(row, millis)
         else:
             for row in rows:
@@ -546,33 +583,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="profiletel-bench-") as folder:
         os.environ["PROFILETEL_LOCAL_DIR"] = folder
         why.log(flights.frame.head(1000))  # warm imports and caches on both sides
-        ceiling_runs = [whylogs_ceiling(flights)]
-        print(f"ceiling: why.log(DataFrame) of {len(flights):,} rows: "
-              f"{rate(len(flights), ceiling_runs[0])}", flush=True)
-        ceiling_s = ceiling_runs[0]
-        steps: list[tuple[str, Callable[[], Any]]] = []
+        ceiling = Ceiling(flights)
         replay: dict[str, float] = {}
         single: dict[str, float] = {}
-
-        def live() -> None:
-            single["s"] = section_live(flights, ceiling_s)
-
-        steps.append(("live", live))
-        steps.append(("replay", lambda: replay.update(section_replay(flights, ceiling_s))))
-        steps.append(("whylogs_buckets",
-                      lambda: section_whylogs_buckets(flights, ceiling_s, args.quick, replay)))
-        steps.append(("caller", lambda: section_caller(flights)))
-        steps.append(("threads", lambda: section_threads(flights, single.get("s"))))
-        steps.append(("frames", lambda: section_frames(flights, ceiling_s, replay)))
-        steps.append(("memory", section_memory))
+        steps: list[tuple[str, Callable[[], Any]]] = [
+            ("live", lambda: single.update(s=section_live(flights, ceiling))),
+            ("replay", lambda: replay.update(section_replay(flights, ceiling))),
+            ("whylogs_buckets",
+             lambda: section_whylogs_buckets(flights, ceiling, args.quick, replay)),
+            ("caller", lambda: section_caller(flights)),
+            ("threads", lambda: section_threads(flights, single.get("s"))),
+            ("frames", lambda: section_frames(flights, ceiling, replay)),
+            ("memory", section_memory),
+        ]
         for name, step in steps:
             if name in only:
                 print(f"[{name}]", flush=True)
                 step()
-        if "ceiling" in only or len(only) > 1:
-            ceiling_runs.append(whylogs_ceiling(flights))
-            print(f"ceiling again at the end: {rate(len(flights), ceiling_runs[-1])} "
-                  f"(ratios above use the first run, {ceiling_runs[0]:.2f} s)", flush=True)
+        if ceiling.runs:
+            runs = ", ".join(f"{seconds:.2f}" for seconds in ceiling.runs)
+            print(f"why.log(DataFrame) ceiling runs, in seconds, in order: {runs}; each ratio "
+                  "above uses the run just before its figure", flush=True)
     return 0
 
 

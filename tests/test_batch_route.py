@@ -29,14 +29,16 @@ def _rows(count: int, seed: int = 3) -> list[dict[str, Any]]:
     rows = []
     for index in range(count):
         pick = int(generator.integers(0, 12))
-        rows.append({
-            "int": int(generator.integers(-1000, 1000)),
-            "float": float(generator.normal()) if pick else math.nan,
-            "text": f"v{pick}" * (1 + pick),
-            "long_text": "x" * (100 + pick * 5),
-            "mixed": [None, True, False, 3, 2.5, "s", math.nan, math.inf][pick % 8],
-            "int_or_none": None if pick == 1 else index,
-        })
+        rows.append(
+            {
+                "int": int(generator.integers(-1000, 1000)),
+                "float": float(generator.normal()) if pick else math.nan,
+                "text": f"v{pick}" * (1 + pick),
+                "long_text": "x" * (100 + pick * 5),
+                "mixed": [None, True, False, 3, 2.5, "s", math.nan, math.inf][pick % 8],
+                "int_or_none": None if pick == 1 else index,
+            }
+        )
     return rows
 
 
@@ -106,9 +108,20 @@ def test_a_bucket_fed_over_several_batches_counts_every_row_once():
 
     summary = profile.view.get_column("mixed").to_summary_dict()
     expected = _whylogs_view(rows).get_column("mixed").to_summary_dict()
-    for key in ("counts/n", "counts/null", "counts/nan", "counts/inf", "counts/true",
-                "types/integral", "types/fractional", "types/boolean", "types/string",
-                "distribution/n", "distribution/min", "distribution/max"):
+    for key in (
+        "counts/n",
+        "counts/null",
+        "counts/nan",
+        "counts/inf",
+        "counts/true",
+        "types/integral",
+        "types/fractional",
+        "types/boolean",
+        "types/string",
+        "distribution/n",
+        "distribution/min",
+        "distribution/max",
+    ):
         assert summary[key] == expected[key], key
 
 
@@ -156,31 +169,37 @@ def test_values_of_other_types_go_through_whylogs_preprocessing_in_the_same_prof
 
 
 def test_a_frame_with_a_timestamp_column_is_split_into_the_buckets_of_its_rows():
-    frame = pd.DataFrame({
-        "when": pd.to_datetime([START_MS + 5, START_MS + HOUR_MS + 1, START_MS + 9, None],
-                               unit="ms", utc=True),
-        "x": [1.0, 2.0, 3.0, 4.0],
-    })
+    frame = pd.DataFrame(
+        {
+            "when": pd.to_datetime(
+                [START_MS + 5, START_MS + HOUR_MS + 1, START_MS + 9, None], unit="ms", utc=True
+            ),
+            "x": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
     aggregate, _ = _aggregate()
     aggregate.stage_frame(START_MS + 2 * HOUR_MS, TimedFrame(frame, "when"))
 
     profiles = {p.bucket_start_ms: p for p in aggregate.finish()}
 
-    counts = {start: p.view.get_column("x").to_summary_dict()["counts/n"]
-              for start, p in profiles.items()}
+    counts = {
+        start: p.view.get_column("x").to_summary_dict()["counts/n"] for start, p in profiles.items()
+    }
     assert counts == {START_MS: 2, START_MS + HOUR_MS: 1, START_MS + 2 * HOUR_MS: 1}
     total = profiles[START_MS].view.get_column("x").to_summary_dict()["distribution/mean"]
     assert total == 2.0
 
 
 def test_a_frame_is_profiled_as_whylogs_profiles_it_column_by_column():
-    frame = pd.DataFrame({
-        "i": np.arange(50, dtype=np.int64),
-        "f": np.where(np.arange(50) % 7 == 0, np.nan, np.arange(50) / 3),
-        "o": ["a", None, 3, 2.5, True] * 10,
-        "b": np.arange(50) % 2 == 0,
-        "i32": np.arange(50, dtype=np.int32),
-    })
+    frame = pd.DataFrame(
+        {
+            "i": np.arange(50, dtype=np.int64),
+            "f": np.where(np.arange(50) % 7 == 0, np.nan, np.arange(50) / 3),
+            "o": ["a", None, 3, 2.5, True] * 10,
+            "b": np.arange(50) % 2 == 0,
+            "i32": np.arange(50, dtype=np.int32),
+        }
+    )
     aggregate, rejected = _aggregate()
     aggregate.stage_frame(START_MS, frame)
 

@@ -18,8 +18,7 @@ def _log_from_threads(logger: profiletel.DatasetLogger) -> None:
     def work(thread: int) -> None:
         barrier.wait()
         for index in range(ROWS_PER_THREAD):
-            row = {"thread": thread, "index": index, "value": index * 0.5,
-                   "label": f"t{thread}"}
+            row = {"thread": thread, "index": index, "value": index * 0.5, "label": f"t{thread}"}
             logger.log(row, timestamp_ms=START_MS + (index % 3) * HOUR_MS)
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(THREADS)]
@@ -31,8 +30,9 @@ def _log_from_threads(logger: profiletel.DatasetLogger) -> None:
 
 
 def test_rows_logged_from_eight_threads_are_all_counted_once(recording):
-    provider = profiletel.configure(exporters=[recording], aggregate_by="hour",
-                                    write_schedule=None, queue_full="block")
+    provider = profiletel.configure(
+        exporters=[recording], aggregate_by="hour", write_schedule=None, queue_full="block"
+    )
     logger = profiletel.get_logger("concurrent")
 
     _log_from_threads(logger)
@@ -42,11 +42,14 @@ def test_rows_logged_from_eight_threads_are_all_counted_once(recording):
     merged = recording.profiles[0].view
     for profile in recording.profiles[1:]:
         merged = merged.merge(profile.view)
-    counts = {name: column.to_summary_dict()["counts/n"]
-              for name, column in merged.get_columns().items()}
+    counts = {
+        name: column.to_summary_dict()["counts/n"] for name, column in merged.get_columns().items()
+    }
     assert counts == {"thread": total, "index": total, "value": total, "label": total}
     assert sorted({p.bucket_start_ms for p in recording.profiles}) == [
-        START_MS, START_MS + HOUR_MS, START_MS + 2 * HOUR_MS
+        START_MS,
+        START_MS + HOUR_MS,
+        START_MS + 2 * HOUR_MS,
     ]
     frequent = merged.get_column("label").to_summary_dict()["frequent_items/frequent_strings"]
     assert sorted((item.value, item.est) for item in frequent) == [
@@ -57,8 +60,9 @@ def test_rows_logged_from_eight_threads_are_all_counted_once(recording):
 
 
 def test_threads_logging_while_writes_happen_lose_no_row(recording):
-    provider = profiletel.configure(exporters=[recording], aggregate_by="hour",
-                                    write_schedule=None, queue_full="block")
+    provider = profiletel.configure(
+        exporters=[recording], aggregate_by="hour", write_schedule=None, queue_full="block"
+    )
     logger = profiletel.get_logger("concurrent")
     done = threading.Event()
 

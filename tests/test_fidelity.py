@@ -36,11 +36,13 @@ def _log_one_by_one(
     exporter: Any, rows: list[dict[str, Any]], times: list[int], aggregate_by: str
 ) -> list[Any]:
     provider = profiletel.configure(
-        exporters=[exporter], aggregate_by=aggregate_by, write_schedule=None,
+        exporters=[exporter],
+        aggregate_by=aggregate_by,
+        write_schedule=None,
         queue_full="block",
     )
     log = profiletel.get_logger("fidelity").log
-    for row, millis in zip(rows, times):
+    for row, millis in zip(rows, times, strict=True):
         log(row, timestamp_ms=millis)
     assert provider.shutdown(timeout_s=120)
     assert provider.status().rows_rejected == 0
@@ -63,9 +65,20 @@ def _reference(rows: list[dict[str, Any]]) -> DatasetProfileView:
 
 
 EXACT = [
-    "counts/n", "counts/null", "counts/nan", "counts/inf", "counts/true",
-    "types/integral", "types/fractional", "types/boolean", "types/string", "types/object",
-    "types/tensor", "distribution/n", "distribution/min", "distribution/max",
+    "counts/n",
+    "counts/null",
+    "counts/nan",
+    "counts/inf",
+    "counts/true",
+    "types/integral",
+    "types/fractional",
+    "types/boolean",
+    "types/string",
+    "types/object",
+    "types/tensor",
+    "distribution/n",
+    "distribution/min",
+    "distribution/max",
 ]
 CLOSE = ["distribution/mean", "distribution/stddev"]
 
@@ -126,7 +139,8 @@ def _mixed_rows(count: int) -> list[dict[str, Any]]:
         pick = int(generator.integers(0, 10))
         row: dict[str, Any] = {
             "int_or_none": None if pick == 0 else int(generator.integers(-50, 50)),
-            "float_nan_inf": [math.nan, math.inf, -math.inf][pick % 3] if pick < 3
+            "float_nan_inf": [math.nan, math.inf, -math.inf][pick % 3]
+            if pick < 3
             else float(generator.normal()),
             "int_and_float": index if pick % 2 else index + 0.5,
             "flag": bool(pick % 2) if pick < 8 else None,

@@ -16,8 +16,11 @@ BUCKETS = MAX_RETRIES_IN_MEMORY + 24
 
 def _processor(exporter, tmp_path: Path) -> BatchProfileProcessor:
     return BatchProfileProcessor(
-        [exporter], aggregate_by=TimeGranularity.Hour, write_schedule=None,
-        dead_letter_dir=tmp_path / ".dead-letter", max_attempts=100,
+        [exporter],
+        aggregate_by=TimeGranularity.Hour,
+        write_schedule=None,
+        dead_letter_dir=tmp_path / ".dead-letter",
+        max_attempts=100,
     )
 
 

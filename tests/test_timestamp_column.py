@@ -13,18 +13,20 @@ START_MS = 1_700_000_000_000 - 1_700_000_000_000 % HOUR_MS
 
 
 def _frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "when": pd.to_datetime(
-            [START_MS + 1, START_MS + 2 * HOUR_MS, START_MS + 5, START_MS + HOUR_MS, None],
-            unit="ms", utc=True,
-        ),
-        "amount": [1.0, 2.0, 3.0, 4.0, 5.0],
-    })
+    return pd.DataFrame(
+        {
+            "when": pd.to_datetime(
+                [START_MS + 1, START_MS + 2 * HOUR_MS, START_MS + 5, START_MS + HOUR_MS, None],
+                unit="ms",
+                utc=True,
+            ),
+            "amount": [1.0, 2.0, 3.0, 4.0, 5.0],
+        }
+    )
 
 
 def test_a_frame_spanning_three_hours_becomes_one_profile_per_hour(recording):
-    provider = profiletel.configure(exporters=[recording], aggregate_by="hour",
-                                    write_schedule=None)
+    provider = profiletel.configure(exporters=[recording], aggregate_by="hour", write_schedule=None)
     logger = profiletel.get_logger("orders", timestamp_column="when")
 
     logger.log(_frame(), timestamp_ms=START_MS + 2 * HOUR_MS + 7)
@@ -35,15 +37,13 @@ def test_a_frame_spanning_three_hours_becomes_one_profile_per_hour(recording):
 
 
 def test_epoch_millisecond_numbers_are_read_as_event_times(recording):
-    provider = profiletel.configure(exporters=[recording], aggregate_by="hour",
-                                    write_schedule=None)
+    provider = profiletel.configure(exporters=[recording], aggregate_by="hour", write_schedule=None)
     frame = pd.DataFrame({"ts": [START_MS, START_MS + HOUR_MS], "x": ["a", "b"]})
 
     profiletel.get_logger("events", timestamp_column="ts").log(frame)
     assert provider.shutdown(timeout_s=30)
 
-    assert sorted(p.bucket_start_ms for p in recording.profiles) == [START_MS,
-                                                                      START_MS + HOUR_MS]
+    assert sorted(p.bucket_start_ms for p in recording.profiles) == [START_MS, START_MS + HOUR_MS]
 
 
 def test_a_frame_without_the_timestamp_column_is_refused_in_the_callers_thread(recording):

@@ -62,8 +62,16 @@ class _Bucket:
     """What one bucket holds: rows waiting to be tracked, and what was tracked."""
 
     __slots__ = (
-        "start_ms", "staged_rows", "staged_frames", "columns", "extras", "created", "batched_rows",
-        "profile", "views", "rows",
+        "start_ms",
+        "staged_rows",
+        "staged_frames",
+        "columns",
+        "extras",
+        "created",
+        "batched_rows",
+        "profile",
+        "views",
+        "rows",
     )
 
     def __init__(self, start_ms: int) -> None:
@@ -143,7 +151,10 @@ class DatasetAggregate:
                 "The timestamp column %r of a DataFrame logged to dataset %s could not be "
                 "read (%s); its %d rows go to the bucket of the log() call. Log event times "
                 "as epoch milliseconds, datetimes or ISO 8601 strings.",
-                timed.column, self.dataset_id, _reason(exc), len(frame),
+                timed.column,
+                self.dataset_id,
+                _reason(exc),
+                len(frame),
             )
             starts = np.full(len(frame), fallback_ms, dtype=np.int64)
         starts -= starts % self._unit_ms
@@ -182,8 +193,9 @@ class DatasetAggregate:
                 tracked += self._commit_frame([bucket], frame, np.array([0, len(frame)]))
         split, self._split_frames = self._split_frames, []
         for frame, starts, bounds in split:
-            tracked += self._commit_frame([self._buckets[s] for s in starts.tolist()], frame,
-                                          bounds)
+            tracked += self._commit_frame(
+                [self._buckets[s] for s in starts.tolist()], frame, bounds
+            )
         self.staged = 0
         return tracked
 
@@ -390,7 +402,8 @@ class DatasetAggregate:
             for name, extra in bucket.extras.items():
                 columns[name] = columns[name].view().merge(extra.view())
             view = BatchedProfileView(
-                columns=columns, dataset_timestamp=_utc(bucket.start_ms),
+                columns=columns,
+                dataset_timestamp=_utc(bucket.start_ms),
                 creation_timestamp=bucket.created,
             )
             views.setdefault((), []).insert(0, view)
@@ -412,9 +425,7 @@ def event_times_ms(column: pd.Series, fallback_ms: int) -> np.ndarray:
     """The column as epoch milliseconds: numbers are epoch milliseconds, aware times are
     converted to UTC, naive times and strings without an offset are read as UTC, and
     missing or unreadable values become ``fallback_ms``."""
-    if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(
-        column.dtype
-    ):
+    if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column.dtype):
         values = column.to_numpy(dtype=np.float64, na_value=np.nan)
         good = np.isfinite(values)
         millis = np.full(len(values), fallback_ms, dtype=np.int64)
@@ -431,7 +442,8 @@ def _segment_tags(schema: DatasetSchema, segment: Any) -> Segment:
     columns = partition.mapper.col_names if partition is not None and partition.mapper else []
     if len(columns) != len(segment.key):
         return tuple((f"key{index}", str(value)) for index, value in enumerate(segment.key))
-    return tuple((str(column), str(value)) for column, value in zip(columns, segment.key, strict=True))
+    pairs = zip(columns, segment.key, strict=True)
+    return tuple((str(column), str(value)) for column, value in pairs)
 
 
 def _reason(exc: BaseException) -> str:

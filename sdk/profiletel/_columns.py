@@ -219,8 +219,20 @@ class _IntColumn(BatchColumn):
         low, high = int(self.bounds[index]), int(self.bounds[index + 1])
         stats, low_value, high_value = self._stats.at(index, self.values, low)
         return self.dtype, Plain(
-            high - low, 0, 0, 0, 0, 0, None, None, self.values[low:high], stats, low_value,
-            high_value, None, 0,
+            high - low,
+            0,
+            0,
+            0,
+            0,
+            0,
+            None,
+            None,
+            self.values[low:high],
+            stats,
+            low_value,
+            high_value,
+            None,
+            0,
         )
 
     def piece(self, index: int) -> Piece | None:
@@ -258,8 +270,20 @@ class _FloatColumn(BatchColumn):
         missing = (high - low) - (stop - start)
         infinite = int(self.infinite[high] - self.infinite[low]) if self.infinite is not None else 0
         return self.dtype, Plain(
-            high - low, missing, missing, infinite, 0, 0, self.finite[start:stop],
-            self._stats.at(index, self.finite, start), None, None, 0, 0, None, 0,
+            high - low,
+            missing,
+            missing,
+            infinite,
+            0,
+            0,
+            self.finite[start:stop],
+            self._stats.at(index, self.finite, start),
+            None,
+            None,
+            0,
+            0,
+            None,
+            0,
         )
 
     def piece(self, index: int) -> Piece | None:
@@ -288,7 +312,19 @@ class _StrColumn(BatchColumn):
     def plain(self, index: int) -> tuple[np.dtype, Plain] | None:
         low, high = int(self.bounds[index]), int(self.bounds[index + 1])
         return OBJECT, Plain(
-            high - low, 0, 0, 0, 0, 0, None, None, None, None, 0, 0, self.values[low:high],
+            high - low,
+            0,
+            0,
+            0,
+            0,
+            0,
+            None,
+            None,
+            None,
+            None,
+            0,
+            0,
+            self.values[low:high],
             self.longest,
         )
 
@@ -306,7 +342,14 @@ class _MixedColumn(BatchColumn):
     preprocessing of an object column."""
 
     __slots__ = (
-        "codes", "ints", "floats", "strings", "dtype", "longest", "_counts", "_float_stats",
+        "codes",
+        "ints",
+        "floats",
+        "strings",
+        "dtype",
+        "longest",
+        "_counts",
+        "_float_stats",
         "_int_stats",
     )
 
@@ -539,8 +582,7 @@ def _column_of_values(
             "".join(value for value in values if type(value) is str).encode("utf-8")
         return _MixedColumn(name, cuts, values, dtype)
     objects = _object_array(values)
-    present = np.fromiter((value is not MISSING for value in values), dtype=bool,
-                          count=len(values))
+    present = np.fromiter((value is not MISSING for value in values), dtype=bool, count=len(values))
     if not present.all():
         objects[~present] = None
     return _WhylogsColumn(name, cuts, pd.Series(objects, dtype=object, copy=False), present)

@@ -433,7 +433,7 @@ class BatchProfileProcessor:
                 return
             self._worker_error = None
         self._drain()
-        while self._queue:
+        while self._queue:  # each step takes a bounded number of items
             self._drain()
 
     def shutdown(self, timeout_s: float = 30) -> bool:

@@ -66,7 +66,8 @@ class Spool:
             _logger.warning(
                 "Could not remove the spooled profile %s (%s); delete it by hand, it was "
                 "already delivered or dead-lettered.",
-                path, exc,
+                path,
+                exc,
             )
 
     def close(self) -> None:

@@ -60,8 +60,12 @@ STANDARD_METRICS: Final = frozenset(
 _RAW_FIELDS: Final = {
     "counts": {"n": "n", "null": "null", "nan": "nan", "inf": "inf", "true": "true"},
     "types": {
-        "integral": "integral", "fractional": "fractional", "boolean": "boolean",
-        "string": "string", "object": "objects", "tensor": "tensor",
+        "integral": "integral",
+        "fractional": "fractional",
+        "boolean": "boolean",
+        "string": "string",
+        "object": "objects",
+        "tensor": "tensor",
     },
     "distribution": {"kll": "kll", "mean": "mean", "m2": "m2"},
     "ints": {"max": "int_max", "min": "int_min"},
@@ -250,9 +254,28 @@ class RawColumn:
     metrics (those its :class:`ColumnSpec` names)."""
 
     __slots__ = (
-        "spec", "n", "null", "nan", "inf", "true", "integral", "fractional", "boolean",
-        "string", "objects", "tensor", "kll", "mean", "m2", "int_max", "int_min", "hll", "fi",
-        "successes", "failures", "seen",
+        "spec",
+        "n",
+        "null",
+        "nan",
+        "inf",
+        "true",
+        "integral",
+        "fractional",
+        "boolean",
+        "string",
+        "objects",
+        "tensor",
+        "kll",
+        "mean",
+        "m2",
+        "int_max",
+        "int_min",
+        "hll",
+        "fi",
+        "successes",
+        "failures",
+        "seen",
     )
 
     def __init__(self, spec: ColumnSpec) -> None:

@@ -74,8 +74,7 @@ class BatchedProfileView(DatasetProfileView):
         raw = self.__dict__.get("_raw")
         if raw is None or (self._metrics and "model_performance_metrics" in self._metrics):
             return super()._do_write(out_f)
-        write_view(out_f, raw, self._dataset_timestamp, self._creation_timestamp,
-                   self._metadata)
+        write_view(out_f, raw, self._dataset_timestamp, self._creation_timestamp, self._metadata)
         return True, "Wrote given BinaryIO:" + str(out_f)
 
 
@@ -118,8 +117,7 @@ _MAX_INDEXES: Final = 256
 
 def _index(names: list[str], columns: dict[str, Column]) -> tuple[list[str], dict[str, int]]:
     key = tuple(
-        (name, columns[name].spec) if type(columns[name]) is RawColumn else None
-        for name in names
+        (name, columns[name].spec) if type(columns[name]) is RawColumn else None for name in names
     )
     cached = _INDEXES.get(key) if None not in key else None
     if cached is not None:
