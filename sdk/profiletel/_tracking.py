@@ -83,6 +83,8 @@ _RAW_CLASSES: Final = {
 # whylogs feeds booleans to the distribution and frequent-items sketches in lists of
 # this many.
 _BOOL_CHUNK: Final = 1000
+# Kinds of component values, as written.
+_INT, _FLOAT, _KLL, _HLL, _FREQUENT = range(5)
 
 
 def supports(schema: DatasetSchema | None) -> bool:
@@ -208,7 +210,11 @@ class ColumnSpec:
         distribution = metrics.get("distribution")
         cardinality = metrics.get("cardinality")
         frequent = metrics.get("frequent_items")
+        self.distribution = distribution is not None
         self.new_kll = _value_factory(distribution.kll.value) if distribution else None
+        # A column of strings never fills its distribution sketch; until a number comes,
+        # a raw column has none, and is written with this empty one.
+        self.empty_kll = distribution.kll.value.serialize() if distribution else b""
         self.new_hll = _value_factory(cardinality.hll.value) if cardinality else None
         self.new_fi = _value_factory(frequent.frequent_strings.value) if frequent else None
         self.fi_max_size = frequent.max_frequent_item_size if frequent else 0
@@ -223,6 +229,21 @@ class ColumnSpec:
                         attribute = _RAW_FIELDS[namespace][field]
                         self.layout.append((f"{namespace}/{field}", attribute, value))
         self.paths = [path for path, _, _ in self.layout]
+
+    def plan(self, index_of: dict[str, int]) -> list[tuple[int, str, int, int]]:
+        """For :meth:`RawColumn.write_components`: per component, its index among the
+        profile's paths, the raw attribute, the kind of value, and the type id."""
+        kinds = {
+            int: _INT,
+            float: _FLOAT,
+            ds.kll_doubles_sketch: _KLL,
+            ds.hll_sketch: _HLL,
+            ds.frequent_strings_sketch: _FREQUENT,
+        }
+        return [
+            (index_of[path], attribute, kinds[type(template._value)], template.type_id)
+            for path, attribute, template in self.layout
+        ]
 
     def new_column(self) -> RawColumn | ColumnState:
         if self.raw:
@@ -242,7 +263,10 @@ class ColumnSpec:
             for field, value in template.__dict__.items():
                 if isinstance(value, MetricComponent):
                     attribute = _RAW_FIELDS[namespace][field]
-                    value = _clone_component(value, getattr(column, attribute))
+                    current = getattr(column, attribute)
+                    if current is None and attribute == "kll":
+                        current = column.kll = self.new_kll()  # type: ignore[misc]
+                    value = _clone_component(value, current)
                 state[field] = value
             clone.__dict__.update(state)
             result[namespace] = clone
@@ -283,7 +307,7 @@ class RawColumn:
         self.n = self.null = self.nan = self.inf = self.true = 0
         self.integral = self.fractional = self.boolean = self.string = 0
         self.objects = self.tensor = 0
-        self.kll = spec.new_kll() if spec.new_kll is not None else None
+        self.kll: Any = None  # made at the first number (ColumnSpec.empty_kll)
         self.mean = 0.0
         self.m2 = 0.0
         self.int_max, self.int_min = spec.int_bounds
@@ -316,7 +340,7 @@ class RawColumn:
             self.boolean += bools
             self.string += string_count
             self.successes += int_count + float_count + bools + string_count
-        if self.kll is not None:
+        if spec.distribution and (float_count or int_count or bools):
             self._distribution(piece, float_count, int_count)
         if spec.ints and int_count:
             self.int_max = max(self.int_max, piece.int_max)
@@ -329,6 +353,9 @@ class RawColumn:
 
     def _distribution(self, piece: Plain, float_count: int, int_count: int) -> None:
         kll = self.kll
+        if kll is None:
+            assert self.spec.new_kll is not None
+            kll = self.kll = self.spec.new_kll()
         n = kll.get_n()
         mean, m2 = self.mean, self.m2
         for values, count, stats in (
@@ -392,25 +419,26 @@ class RawColumn:
     def view(self) -> ColumnProfileView:
         return ColumnProfileView(self.metrics(), self.successes, self.failures)
 
-    def write_components(self, components: Any, index_of: dict[str, int]) -> None:
-        """Fill a ``ChunkMessage.metric_components`` map as whylogs' serializers would,
-        in whylogs' order."""
-        for path, attribute, template in self.spec.layout:
+    def write_components(self, components: Any, plan: list[tuple[int, str, int, int]]) -> None:
+        """Fill a ``ChunkMessage.metric_components`` map as whylogs' serializers would;
+        ``plan`` is :meth:`ColumnSpec.plan` for the profile's index."""
+        for index, attribute, kind, type_id in plan:
             value = getattr(self, attribute)
-            message = components[index_of[path]]
-            kind = type(value)
-            if kind is int:
+            message = components[index]
+            if kind == _INT:
                 message.n = value
-            elif kind is float:
+            elif kind == _FLOAT:
                 message.d = value
-            elif kind is ds.kll_doubles_sketch:
-                message.kll.sketch = value.serialize()
-            elif kind is ds.hll_sketch:
+            elif kind == _KLL:
+                message.kll.sketch = (
+                    value.serialize() if value is not None else self.spec.empty_kll
+                )
+            elif kind == _HLL:
                 message.hll.sketch = value.serialize_compact()
             else:
                 message.frequent_items.sketch = value.serialize()
-            if template.type_id:
-                message.type_id = template.type_id
+            if type_id:
+                message.type_id = type_id
 
 
 def _combine(

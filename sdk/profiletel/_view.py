@@ -29,7 +29,7 @@ from whylogs.core.utils.timestamp_calculations import to_utc_milliseconds
 from whylogs.core.view import ColumnProfileView
 from whylogs.core.view.dataset_profile_view import WHYLOGS_MAGIC_HEADER_BYTES
 
-from ._tracking import ColumnState, RawColumn
+from ._tracking import ColumnSpec, ColumnState, RawColumn
 
 __all__ = ["BatchedProfileView"]
 
@@ -94,28 +94,45 @@ def _view_of(column: Column) -> ColumnProfileView:
     return column if isinstance(column, ColumnProfileView) else column.view()
 
 
-def _write_components(column: Column, components: Any, index_of: dict[str, int]) -> None:
+class _Index:
+    """Every component path of a profile, sorted, as whylogs indexes them; and, per
+    column spec, where each raw component goes."""
+
+    __slots__ = ("ordered", "index_of", "_plans")
+
+    def __init__(self, paths: set[str]) -> None:
+        self.ordered = sorted(paths)
+        self.index_of = {path: index for index, path in enumerate(self.ordered)}
+        self._plans: dict[ColumnSpec, list[tuple[int, str, int, int]]] = {}
+
+    def plan(self, spec: ColumnSpec) -> list[tuple[int, str, int, int]]:
+        plan = self._plans.get(spec)
+        if plan is None:
+            plan = self._plans[spec] = spec.plan(self.index_of)
+        return plan
+
+
+def _write_components(column: Column, components: Any, index: _Index) -> None:
     if type(column) is RawColumn:
-        column.write_components(components, index_of)
+        column.write_components(components, index.plan(column.spec))
         return
     for metric in _view_of(column)._metrics.values():
         if metric.exclude_from_serialization:
             continue
         for name, message in metric.to_protobuf().metric_components.items():
             path = f"{metric.namespace}/{name}"
-            index = index_of.get(path)
-            if index is None:
+            position = index.index_of.get(path)
+            if position is None:
                 raise ValueError(f"Missing metric from index mapping. Metric name: {path}")
-            components[index].CopyFrom(message)
+            components[position].CopyFrom(message)
 
 
-# Index of every component path, per set of column specs: profiles of one dataset
-# usually share one.
-_INDEXES: dict[tuple[Any, ...], tuple[list[str], dict[str, int]]] = {}
+# The index of each set of column specs: profiles of one dataset usually share one.
+_INDEXES: dict[tuple[Any, ...], _Index] = {}
 _MAX_INDEXES: Final = 256
 
 
-def _index(names: list[str], columns: dict[str, Column]) -> tuple[list[str], dict[str, int]]:
+def _index(names: list[str], columns: dict[str, Column]) -> _Index:
     key = tuple(
         (name, columns[name].spec) if type(columns[name]) is RawColumn else None for name in names
     )
@@ -125,8 +142,7 @@ def _index(names: list[str], columns: dict[str, Column]) -> tuple[list[str], dic
     paths: set[str] = set()
     for name in names:
         paths.update(_paths(columns[name]))
-    ordered = sorted(paths)
-    found = ordered, {path: index for index, path in enumerate(ordered)}
+    found = _Index(paths)
     if None not in key:
         if len(_INDEXES) >= _MAX_INDEXES:
             _INDEXES.clear()
@@ -143,14 +159,14 @@ def write_view(
 ) -> None:
     """Write what ``DatasetProfileView._do_write`` writes for these columns."""
     names = sorted(columns)
-    ordered, index_of = _index(names, columns)
+    index = _index(names, columns)
 
     body = io.BytesIO()
     offsets: dict[str, ChunkOffsets] = {}
     for name in names:
         offsets[name] = ChunkOffsets(offsets=[body.tell()])
         chunk = ChunkMessage()
-        _write_components(columns[name], chunk.metric_components, index_of)
+        _write_components(columns[name], chunk.metric_components, index)
         header = ChunkHeader(type=ChunkHeader.ChunkType.COLUMN, length=chunk.ByteSize())
         body.write(_VarintBytes(header.ByteSize()))
         body.write(header.SerializeToString())
@@ -166,7 +182,7 @@ def write_view(
         column_offsets=offsets,
         properties=properties,
         length=body.tell(),
-        indexed_metric_paths=dict(enumerate(ordered)),
+        indexed_metric_paths=dict(enumerate(index.ordered)),
     )
     segment_header = DatasetSegmentHeader(has_segments=False)
     out.write(WHYLOGS_MAGIC_HEADER_BYTES)
