@@ -19,7 +19,8 @@ as ``object``, so an ``int`` beside a ``None`` still counts as integral and a Na
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
+from operator import itemgetter
 from typing import Any, Final, NamedTuple
 
 import numpy as np
@@ -549,12 +550,16 @@ def prepare_rows(rows: Sequence[dict[Any, Any]], bounds: Sequence[int]) -> list[
     """
     cuts = np.asarray(bounds, dtype=np.int64)
     keys, same_keys = _keys(rows)
+    values_by_key: Iterable[Sequence[Any]]
+    if same_keys and len(keys) > 1:
+        # One pass over the rows, transposed: faster than one pass per key.
+        values_by_key = zip(*map(itemgetter(*keys), rows), strict=True)
+    elif same_keys:
+        values_by_key = ([row[key] for row in rows] for key in keys)
+    else:
+        values_by_key = ([row.get(key, MISSING) for row in rows] for key in keys)
     columns: dict[str, BatchColumn] = {}
-    for key in keys:
-        if same_keys:
-            values = [row[key] for row in rows]
-        else:
-            values = [row.get(key, MISSING) for row in rows]
+    for key, values in zip(keys, values_by_key, strict=True):
         name = _unique_name(key, columns)
         columns[name] = _column_of_values(name, cuts, values, None)
     return list(columns.values())
