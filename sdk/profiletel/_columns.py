@@ -4,12 +4,14 @@ column held the logged Python values with ``dtype=object``.
 Two routes:
 
 - :func:`prepare_rows` and :func:`prepare_frame` read a whole batch, which may span many
-  buckets, once per column, and cut it into one whylogs ``PreprocessedColumn`` per
-  bucket (:meth:`BatchColumn.piece`). Plain values (``int``, ``float``, ``str``,
-  ``bool``, ``None``) are classified here with numpy, the way whylogs' own
-  preprocessing would classify them one by one; any other value makes its column go
-  through whylogs' preprocessing itself. Preparing never touches a profile, so a batch
-  that fails here can still be tracked the careful way.
+  buckets, once per column, and cut it into one piece per bucket: a :class:`Plain` for
+  the raw columns of :mod:`._tracking` (:meth:`BatchColumn.plain`, with each bucket's
+  mean and variance computed for all buckets in a few numpy passes), or a whylogs
+  ``PreprocessedColumn`` for real whylogs metrics (:meth:`BatchColumn.piece`). Plain
+  values (``int``, ``float``, ``str``, ``bool``, ``None``) are classified here with
+  numpy, the way whylogs' own preprocessing classifies them one by one; any other value
+  makes its column go through whylogs' preprocessing itself. Preparing never touches a
+  profile, so a batch that fails here can still be tracked the careful way.
 - :func:`rows_to_frame` builds a DataFrame for whylogs' ``track``: the careful route.
 
 A column whose values all share one type of ``int`` or ``float`` is resolved as

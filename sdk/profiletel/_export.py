@@ -124,19 +124,19 @@ class ExportChannel:
         allowance is taken, straight into the spool."""
         with self._cond:
             spool = self._failing and self._held >= MAX_RETRIES_IN_MEMORY
-            closed = self._closed
         items = [_Pending.of(profile) for profile in profiles]
-        if closed:
-            # A write that finished after shutdown gave up waiting for it.
-            for item in items:
-                self._dead_letter(item, "the exporter was closed before this profile came")
-            return
         if spool:
             for item in items:
                 self._spill(item)
         with self._cond:
+            closed = self._closed
+            if not closed:
+                for item in items:
+                    self._pending[id(item)] = item
+        if closed:
+            # A write that finished after shutdown gave up waiting for it.
             for item in items:
-                self._pending[id(item)] = item
+                self._dead_letter(item, "the exporter was closed before this profile came")
 
     @property
     def pending(self) -> int:
