@@ -227,7 +227,7 @@ class DatasetAggregate:
         return self._apply(buckets, columns, bounds)
 
     def _commit_frame(
-        self, buckets: list[_Bucket], frame: pd.DataFrame, bounds: Sequence[int]
+        self, buckets: list[_Bucket], frame: pd.DataFrame, bounds: Sequence[int] | np.ndarray
     ) -> int:
         try:
             columns = prepare_frame(frame, bounds)
@@ -242,7 +242,7 @@ class DatasetAggregate:
         return self._apply(buckets, columns, bounds)
 
     def _apply(
-        self, buckets: list[_Bucket], columns: list[BatchColumn], bounds: Sequence[int]
+        self, buckets: list[_Bucket], columns: list[BatchColumn], bounds: Sequence[int] | np.ndarray
     ) -> int:
         template = self._template
         assert template is not None

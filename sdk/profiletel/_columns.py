@@ -54,7 +54,7 @@ OBJECT: Final = np.dtype(object)
 
 # A piece of a column for one bucket: the dtype whylogs resolves its metrics from, and
 # the preprocessed values.
-Piece = tuple[np.dtype, PreprocessedColumn]
+Piece = tuple[Any, PreprocessedColumn]
 
 
 class Stats(NamedTuple):
@@ -131,7 +131,7 @@ def column_array(values: Sequence[Any]) -> tuple[np.ndarray, bool]:
     return _object_array(values), kinds <= PLAIN_TYPES
 
 
-def _object_array(values: Sequence[Any]) -> np.ndarray:
+def _object_array(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     array = np.empty(len(values), dtype=object)
     try:
         array[:] = values
@@ -212,7 +212,7 @@ class BatchColumn:
 class _IntColumn(BatchColumn):
     __slots__ = ("values", "dtype", "_stats")
 
-    def __init__(self, name: str, bounds: np.ndarray, values: np.ndarray, dtype: np.dtype):
+    def __init__(self, name: str, bounds: np.ndarray, values: np.ndarray, dtype: Any):
         super().__init__(name, bounds)
         self.values = values
         self.dtype = dtype
@@ -252,7 +252,7 @@ class _FloatColumn(BatchColumn):
 
     __slots__ = ("finite", "kept", "infinite", "dtype", "_stats")
 
-    def __init__(self, name: str, bounds: np.ndarray, values: np.ndarray, dtype: np.dtype):
+    def __init__(self, name: str, bounds: np.ndarray, values: np.ndarray, dtype: Any):
         super().__init__(name, bounds)
         nan = np.isnan(values)
         self.finite = values[~nan] if nan.any() else values
@@ -357,7 +357,7 @@ class _MixedColumn(BatchColumn):
     )
 
     def __init__(
-        self, name: str, bounds: np.ndarray, values: Sequence[Any], dtype: np.dtype | None
+        self, name: str, bounds: np.ndarray, values: Sequence[Any] | np.ndarray, dtype: Any
     ):
         super().__init__(name, bounds)
         codes = np.fromiter(
@@ -544,7 +544,9 @@ def _cumulative(mask: np.ndarray) -> np.ndarray:
     return counts
 
 
-def prepare_rows(rows: Sequence[dict[Any, Any]], bounds: Sequence[int]) -> list[BatchColumn]:
+def prepare_rows(
+    rows: Sequence[dict[Any, Any]], bounds: Sequence[int] | np.ndarray
+) -> list[BatchColumn]:
     """Read ``rows`` column by column; bucket ``i`` holds ``rows[bounds[i]:bounds[i+1]]``.
 
     :raises Exception: anything whylogs would raise on these values, or ``ValueError``
@@ -568,7 +570,7 @@ def prepare_rows(rows: Sequence[dict[Any, Any]], bounds: Sequence[int]) -> list[
 
 
 def _column_of_values(
-    name: str, cuts: np.ndarray, values: Sequence[Any], dtype: np.dtype | None
+    name: str, cuts: np.ndarray, values: Sequence[Any] | np.ndarray, dtype: np.dtype | None
 ) -> BatchColumn:
     kinds = set(map(type, values))
     if len(kinds) == 1:
@@ -595,7 +597,7 @@ def _column_of_values(
     return _WhylogsColumn(name, cuts, pd.Series(objects, dtype=object, copy=False), present)
 
 
-def prepare_frame(frame: pd.DataFrame, bounds: Sequence[int]) -> list[BatchColumn]:
+def prepare_frame(frame: pd.DataFrame, bounds: Sequence[int] | np.ndarray) -> list[BatchColumn]:
     """Read a DataFrame column by column; bucket ``i`` holds rows ``bounds[i]`` to
     ``bounds[i+1]``. Metrics are resolved from each column's own dtype, as whylogs'
     ``track(pandas=...)`` does.

@@ -310,9 +310,10 @@ class RawColumn:
         self.kll: Any = None  # made at the first number (ColumnSpec.empty_kll)
         self.mean = 0.0
         self.m2 = 0.0
-        self.int_max, self.int_min = spec.int_bounds
-        self.hll = spec.new_hll() if spec.new_hll is not None else None
-        self.fi = spec.new_fi() if spec.new_fi is not None else None
+        self.int_max: int = spec.int_bounds[0]
+        self.int_min: int = spec.int_bounds[1]
+        self.hll: Any = spec.new_hll() if spec.new_hll is not None else None
+        self.fi: Any = spec.new_fi() if spec.new_fi is not None else None
         self.successes = self.failures = 0
         self.seen = False
 
@@ -402,6 +403,7 @@ class RawColumn:
             fi.update_np(piece.ints)
         if string_count:
             strings = piece.strings
+            assert strings is not None
             limit = self.spec.fi_max_size
             if piece.longest > limit:
                 strings = [text[0:limit] for text in strings]
@@ -430,9 +432,7 @@ class RawColumn:
             elif kind == _FLOAT:
                 message.d = value
             elif kind == _KLL:
-                message.kll.sketch = (
-                    value.serialize() if value is not None else self.spec.empty_kll
-                )
+                message.kll.sketch = value.serialize() if value is not None else self.spec.empty_kll
             elif kind == _HLL:
                 message.hll.sketch = value.serialize_compact()
             else:

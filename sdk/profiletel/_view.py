@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 from datetime import datetime
-from typing import Any, BinaryIO, Final
+from typing import Any, BinaryIO, Final, TypeAlias
 
 from google.protobuf.internal.encoder import _VarintBytes
 from whylogs.core import DatasetProfileView
@@ -33,7 +33,7 @@ from ._tracking import ColumnSpec, ColumnState, RawColumn
 
 __all__ = ["BatchedProfileView"]
 
-Column = RawColumn | ColumnState | ColumnProfileView
+Column: TypeAlias = RawColumn | ColumnState | ColumnProfileView
 
 
 class BatchedProfileView(DatasetProfileView):
@@ -134,7 +134,8 @@ _MAX_INDEXES: Final = 256
 
 def _index(names: list[str], columns: dict[str, Column]) -> _Index:
     key = tuple(
-        (name, columns[name].spec) if type(columns[name]) is RawColumn else None for name in names
+        (name, column.spec) if isinstance(column := columns[name], RawColumn) else None
+        for name in names
     )
     cached = _INDEXES.get(key) if None not in key else None
     if cached is not None:
