@@ -3,14 +3,16 @@ bucket the profile whylogs' own ``DatasetProfile.track`` gives the same rows."""
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from whylogs.core import DatasetProfile, DatasetSchema
+from whylogs.core import DatasetProfile, DatasetProfileView, DatasetSchema
 from whylogs.core.metrics import MetricConfig
 from whylogs.core.resolvers import STANDARD_RESOLVER
 from whylogs.core.schema import DeclarativeSchema
@@ -225,6 +227,8 @@ def test_a_declarative_schema_with_its_own_config_is_followed():
     assert column.kll.value.get_k() == 64
 
 
+# whylogs' own variance of a column holding infinities warns; the values are whylogs'.
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_a_column_with_unicode_ranges_keeps_whylogs_metrics():
     schema = DatasetSchema(default_configs=MetricConfig(track_unicode_ranges=True))
     rows = _rows(200)
@@ -251,3 +255,14 @@ def test_a_value_whylogs_rejects_costs_only_its_own_row(bad):
 
     assert tracked == 9 and len(rejected) == 1
     assert profile.view.get_column("w").to_summary_dict()["counts/n"] == 9
+
+
+def test_a_batched_view_pickles_and_copies_as_the_whylogs_view_of_its_bytes():
+    aggregate, _ = _aggregate()
+    aggregate.stage_rows(START_MS, _rows(50))
+    (profile,) = aggregate.finish()
+
+    for clone in (pickle.loads(pickle.dumps(profile.view)), copy.deepcopy(profile.view)):
+        assert type(clone) is DatasetProfileView
+        # Sketches read back re-hash their entries, so compare what they say, not bytes.
+        assert _summary_differences(clone, profile.view) == []

@@ -70,6 +70,10 @@ class BatchedProfileView(DatasetProfileView):
         self.__dict__["_built"] = columns
         self.__dict__["_raw"] = None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled and deep-copied as the plain whylogs view its bytes make.
+        return DatasetProfileView.deserialize, (self.serialize(),)
+
     def _do_write(self, out_f: BinaryIO) -> tuple[bool, str]:
         raw = self.__dict__.get("_raw")
         if raw is None or (self._metrics and "model_performance_metrics" in self._metrics):
