@@ -5,7 +5,9 @@ destination delays neither aggregation nor the other exporters, and its own list
 pending profiles. A write asks every channel for one *round*: one attempt at each
 pending profile. A profile that fails stays pending for the next round, up to
 ``max_attempts`` in all, then goes to the dead-letter directory; a permanent failure
-goes there at once.
+goes there at once. Beyond a few failed profiles per exporter, the others wait in the
+spool on disk (:mod:`._spool`), not in memory; once an attempt in a round fails, the
+spooled ones wait for a round in which the destination answers.
 """
 
 from __future__ import annotations
