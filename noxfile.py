@@ -39,5 +39,10 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
+    """Throughput, caller cost and memory beside whylogs and OpenTelemetry, in one run.
+
+    ``nox -s bench -- --quick`` times whylogs per bucket on a sample of buckets;
+    ``--only live,replay`` runs some sections. Figures go to docs/performance.md.
+    """
     session.install("-e", ".[bench]")
     session.run("python", "benchmarks/throughput.py", *session.posargs)

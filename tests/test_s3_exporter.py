@@ -261,7 +261,7 @@ def test_missing_bucket_is_dead_lettered_after_one_attempt(
     assert (letters[0].info["exporter"], letters[0].info["attempts"]) == ("s3", 1)
     assert "NoSuchBucket (HTTP 404)" in letters[0].info["last_error"]
     assert len(errors) == 1
-    assert errors[0].startswith("Exporter s3 refused the profile of dataset orders")
+    assert errors[0].startswith("Exporter s3 refused the profile of dataset 'orders'")
     assert "NoSuchBucket (HTTP 404); the bucket does not exist: create it" in errors[0]
     assert AWS_SECRET_ACCESS_KEY not in caplog.text
     assert AWS_SECRET_ACCESS_KEY not in letters[0].sidecar_path.read_text()

@@ -207,7 +207,7 @@ def test_403_is_dead_lettered_after_one_attempt_naming_exporter_and_status(
     assert len(letters) == 1
     assert (letters[0].info["exporter"], letters[0].info["attempts"]) == ("whylabs", 1)
     assert len(errors) == 1
-    assert errors[0].startswith("Exporter whylabs refused the profile of dataset model-1")
+    assert errors[0].startswith("Exporter whylabs refused the profile of dataset 'model-1'")
     assert "answered HTTP 403 Forbidden; check WHYLABS_API_KEY" in errors[0]
 
 

@@ -5,7 +5,9 @@ destination delays neither aggregation nor the other exporters, and its own list
 pending profiles. A write asks every channel for one *round*: one attempt at each
 pending profile. A profile that fails stays pending for the next round, up to
 ``max_attempts`` in all, then goes to the dead-letter directory; a permanent failure
-goes there at once.
+goes there at once. Beyond a few failed profiles per exporter, the others wait in the
+spool on disk (:mod:`._spool`), not in memory; once an attempt in a round fails, the
+spooled ones wait for a round in which the destination answers.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from whylogs.api.writer import Writer
 from ._deadletter import DeadLetterStore
 from ._errors import ExportError
 from ._profile import BucketProfile
+from ._spool import Spool, SpooledProfile
 from ._time import iso_utc
 
 __all__ = ["ExportChannel", "ExportOutcome", "call_exporter", "exporter_name"]
@@ -28,6 +31,8 @@ __all__ = ["ExportChannel", "ExportOutcome", "call_exporter", "exporter_name"]
 _logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_ATTEMPTS: Final = 3
+# Failed profiles an exporter keeps in memory for their retry; further ones are spooled.
+MAX_RETRIES_IN_MEMORY: Final = 16
 
 
 def exporter_name(exporter: Writer) -> str:
@@ -72,10 +77,18 @@ def _describe(exc: BaseException) -> str:
 
 @dataclass
 class _Pending:
-    profile: BucketProfile
+    # None while the profile waits in the spool, as ``spilled``.
+    profile: BucketProfile | None
+    dataset_id: str
+    bucket_start: str
     attempts: int = 0
     last_error: str = ""
     not_before_s: float = 0.0
+    spilled: SpooledProfile | None = None
+
+    @classmethod
+    def of(cls, profile: BucketProfile) -> _Pending:
+        return cls(profile, profile.dataset_id, iso_utc(profile.bucket_start_ms))
 
 
 class ExportChannel:
@@ -99,6 +112,9 @@ class ExportChannel:
         self._completed = 0
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._spool = Spool(dead_letters.directory, self.name)
+        self._held = 0  # failed profiles waiting in memory
+        self._failing = False  # whether the last attempt failed
         self.exported = 0
         self.dead_lettered = 0
         self.lost = 0
@@ -107,10 +123,23 @@ class ExportChannel:
     # Called from the processor
 
     def add(self, profiles: list[BucketProfile]) -> None:
+        """Take ``profiles`` for the next round; while the exporter fails and its memory
+        allowance is taken, straight into the spool."""
         with self._cond:
-            for profile in profiles:
-                item = _Pending(profile)
-                self._pending[id(item)] = item
+            spool = self._failing and self._held >= MAX_RETRIES_IN_MEMORY
+        items = [_Pending.of(profile) for profile in profiles]
+        if spool:
+            for item in items:
+                self._spill(item)
+        with self._cond:
+            closed = self._closed
+            if not closed:
+                for item in items:
+                    self._pending[id(item)] = item
+        if closed:
+            # A write that finished after shutdown gave up waiting for it.
+            for item in items:
+                self._dead_letter(item, "the exporter was closed before this profile came")
 
     @property
     def pending(self) -> int:
@@ -154,6 +183,7 @@ class ExportChannel:
                 left.insert(0, self._in_flight)
                 self._in_flight = None
             self._pending = {}
+            self._held = 0
             self._closed = True
             self._cond.notify_all()
         for item in left:
@@ -163,11 +193,14 @@ class ExportChannel:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+        self._spool.close()
 
     def reset_after_fork(self) -> None:
         """In a forked child: forget the parent's thread and its profiles."""
         self._cond = threading.Condition()
         self._pending = {}
+        self._held = 0
+        self._failing = False
         self._in_flight = None
         self._requested = self._completed = 0
         self._thread = None
@@ -203,12 +236,24 @@ class ExportChannel:
         with self._cond:
             now = time.monotonic()
             due = [item for item in self._pending.values() if item.not_before_s <= now]
+        failed = False
         for item in due:
+            if failed and item.spilled is not None:
+                # Reading spooled profiles back is costly; while the destination fails,
+                # they wait for a round in which it answers.
+                continue
             with self._cond:
                 if self._pending.pop(id(item), None) is None:
                     return  # shutdown dead-lettered what was left
+                if item.attempts and item.spilled is None:
+                    self._held -= 1
                 self._in_flight = item
-            outcome = call_exporter(self.exporter, item.profile)
+            profile = self._profile_of(item)
+            if profile is None:
+                with self._cond:
+                    self._in_flight = None
+                continue
+            outcome = call_exporter(self.exporter, profile)
             with self._cond:
                 self.calls += 1
                 abandoned = self._in_flight is not item
@@ -216,10 +261,32 @@ class ExportChannel:
             if abandoned:
                 return
             self._settle(item, outcome)
+            failed = failed or not outcome.ok
+
+    def _profile_of(self, item: _Pending) -> BucketProfile | None:
+        """The item's profile, read back from the spool if it waits there; ``None``
+        (and the profile counted as lost) if it cannot be read."""
+        if item.profile is not None:
+            return item.profile
+        assert item.spilled is not None
+        try:
+            return item.spilled.load()
+        except Exception as exc:
+            self.lost += 1
+            _logger.error(
+                "The spooled profile of dataset %r, bucket %s could not be read back from %s "
+                "(%s); it is lost. Check the disk under %s.",
+                item.dataset_id, item.bucket_start, item.spilled.path, exc,
+                item.spilled.path.parent,
+            )
+            return None
 
     def _settle(self, item: _Pending, outcome: ExportOutcome) -> None:
+        self._failing = not outcome.ok
         if outcome.ok:
             self.exported += 1
+            if item.spilled is not None:
+                self._spool.remove(item.spilled.path)
             return
         item.attempts += 1
         item.last_error = outcome.error
@@ -234,41 +301,75 @@ class ExportChannel:
         _logger.warning(
             "Exporter %s failed on dataset %s, bucket %s (attempt %d of %d: %s); it is tried "
             "again at the next write.",
-            self.name, item.profile.dataset_id, iso_utc(item.profile.bucket_start_ms),
-            item.attempts, self._max_attempts, outcome.error,
+            self.name, item.dataset_id, item.bucket_start, item.attempts,
+            self._max_attempts, outcome.error,
         )
+        self._hold(item)
         with self._cond:
             if not self._closed:
                 self._pending[id(item)] = item
+                if item.spilled is None:
+                    self._held += 1
                 return
         self._dead_letter(item, outcome.error)
 
-    def _dead_letter(self, item: _Pending, reason: str, *, permanent: bool = False) -> None:
+    def _hold(self, item: _Pending) -> None:
+        """Keep a failed profile for its retry: in memory while few wait, else in the
+        spool (in memory after all if the spool cannot be written)."""
+        if item.spilled is not None or item.profile is None:
+            item.profile = None
+            return
+        with self._cond:
+            crowded = self._held >= MAX_RETRIES_IN_MEMORY
+        if crowded:
+            self._spill(item)
+
+    def _spill(self, item: _Pending) -> None:
+        assert item.profile is not None
         try:
-            path = self._dead_letters.put(item.profile, self.name, item.attempts, reason)
+            item.spilled = self._spool.put(item.profile)
         except OSError as exc:
+            _logger.warning(
+                "Could not spool a profile of dataset %s to %s (%s); it waits in memory. "
+                "Make that folder writable so that failed exports do not pile up in memory.",
+                item.dataset_id, self._spool.folder, exc,
+            )
+            return
+        item.profile = None
+
+    def _dead_letter(self, item: _Pending, reason: str, *, permanent: bool = False) -> None:
+        # A spooled profile is dead-lettered from its file, not read back.
+        profile: Any = item.spilled if item.profile is None else item.profile
+        try:
+            path = self._dead_letters.put(profile, self.name, item.attempts, reason)
+        except Exception as exc:
+            # A full disk, or a profile whylogs cannot serialize: either way it is gone,
+            # and the count and the ERROR below are all that is left to say so.
             self.lost += 1
             _logger.error(
-                "Profile of dataset %s, bucket %s could not be delivered by exporter %s nor "
-                "written to the dead-letter directory (%s); it is lost. Make %s writable.",
-                item.profile.dataset_id, iso_utc(item.profile.bucket_start_ms), self.name, exc,
+                "Profile of dataset %r, bucket %s could not be delivered by exporter %s nor "
+                "written to the dead-letter directory (%s); it is lost. If the error is about "
+                "the disk, make %s writable; otherwise please report it as a bug.",
+                item.dataset_id, item.bucket_start, self.name, exc,
                 self._dead_letters.directory,
             )
             return
         self.dead_lettered += 1
+        if item.spilled is not None:
+            self._spool.remove(item.spilled.path)
         if permanent:
             _logger.error(
-                "Exporter %s refused the profile of dataset %s, bucket %s permanently (%s); "
+                "Exporter %s refused the profile of dataset %r, bucket %s permanently (%s); "
                 "it was written to %s. Fix what the message says, then run "
                 "`profiletel replay %s --exporter %s`.",
-                self.name, item.profile.dataset_id, item.profile.bucket_start, reason, path,
+                self.name, item.dataset_id, item.bucket_start, reason, path,
                 self._dead_letters.directory, self.name,
             )
             return
         _logger.error(
-            "Exporter %s could not deliver the profile of dataset %s, bucket %s after %d "
+            "Exporter %s could not deliver the profile of dataset %r, bucket %s after %d "
             "attempt(s) (%s); it was written to %s. Run `profiletel replay %s --exporter %s` "
             "once the destination is back.",
-            self.name, item.profile.dataset_id, iso_utc(item.profile.bucket_start_ms),
-            item.attempts, reason, path, self._dead_letters.directory, self.name,
+            self.name, item.dataset_id, item.bucket_start, item.attempts,
+            reason, path, self._dead_letters.directory, self.name,
         )

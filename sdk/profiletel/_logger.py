@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from whylogs.core import DatasetSchema
 
+from ._buckets import TimedFrame
 from ._processor import Dataset
 
 if TYPE_CHECKING:
@@ -86,11 +87,20 @@ class DatasetLogger:
     Get one with :func:`profiletel.get_logger` or :meth:`ProfileProvider.get_logger`.
     """
 
-    __slots__ = ("dataset_id", "schema", "_dataset", "_sink", "_warned_seconds")
+    __slots__ = ("dataset_id", "schema", "timestamp_column", "_dataset", "_sink",
+                 "_warned_seconds")
 
-    def __init__(self, dataset: Dataset, sink: _Sink) -> None:
+    def __init__(
+        self, dataset: Dataset, sink: _Sink, timestamp_column: str | None = None
+    ) -> None:
+        if timestamp_column is not None and not isinstance(timestamp_column, str):
+            raise TypeError(
+                "timestamp_column must be a column name (str), "
+                f"got {type(timestamp_column).__name__}"
+            )
         self.dataset_id = dataset.dataset_id
         self.schema: DatasetSchema | None = dataset.schema
+        self.timestamp_column = timestamp_column
         self._dataset = dataset
         self._sink = sink
         self._warned_seconds = False
@@ -99,8 +109,11 @@ class DatasetLogger:
         """Log ``data`` at ``timestamp_ms``.
 
         :param data: a row (``dict`` of column name to value), a list of rows, or a
-            pandas DataFrame. Rows and frames are copied (shallowly for rows), so the
-            caller may reuse them after the call.
+            pandas DataFrame. Rows and frames are copied (shallowly for rows; a frame's
+            column arrays, not the objects its cells point to), so the caller may reuse
+            them after the call. With the logger's ``timestamp_column``, each row of a
+            DataFrame goes to the bucket of its own time in that column, and
+            ``timestamp_ms`` only to rows whose time is missing or unreadable.
         :param timestamp_ms: the event time: epoch milliseconds (``0`` is 1970-01-01,
             not "now"), an aware ``datetime``, or ``None`` for now.
         :param sync: return only once the data is tracked, and re-raise any error.
@@ -129,6 +142,13 @@ class DatasetLogger:
                 return
             payload = data.copy(deep=True)
             rows = len(payload)
+            if self.timestamp_column is not None:
+                if self.timestamp_column not in data.columns:
+                    raise ValueError(
+                        f"the DataFrame has no timestamp column {self.timestamp_column!r}; "
+                        f"its columns are: {', '.join(map(str, data.columns))}"
+                    )
+                payload = TimedFrame(payload, self.timestamp_column)
         elif isinstance(data, list):
             payload = [_row(item, index) for index, item in enumerate(data)]
             rows = len(payload)

@@ -37,6 +37,8 @@ DEFAULT_BATCH_ROWS: Final = 10_000
 _MAX_STAGE_S: Final = 1.0
 _POLL_S: Final = 0.1
 _DROP_WARNING_EVERY_S: Final = 10.0
+# Queue items the worker takes per step (rows, lists or frames).
+_DRAIN_ITEMS: Final = 25_000
 
 
 class Dataset:
@@ -234,7 +236,7 @@ class BatchProfileProcessor:
             with self._lock:
                 self._bulk_rows += rows - 1
         queue.append((dataset, timestamp_ms, data, result))
-        if result is not None or len(queue) >= self._batch_rows:
+        if (result is not None or len(queue) >= self._batch_rows) and not self._wake.is_set():
             self._wake.set()
         if self._worker_error is not None:
             self._restart_worker()
@@ -299,7 +301,8 @@ class BatchProfileProcessor:
     def _run(self) -> None:
         try:
             while True:
-                self._wake.wait(self._wait_s())
+                if not self._queue:
+                    self._wake.wait(self._wait_s())
                 self._wake.clear()
                 self._drain()
                 if self._next_write is not None and time.time() >= self._next_write:
@@ -327,7 +330,8 @@ class BatchProfileProcessor:
         groups: dict[tuple[Dataset, int], list[dict]] = {}
         frames: list[tuple[Dataset, int, pd.DataFrame]] = []
         bulk = 0
-        for _ in range(len(queue)):
+        # A bounded step frees room in the queue sooner for callers that wait for it.
+        for _ in range(min(len(queue), _DRAIN_ITEMS)):
             item = queue.popleft()
             if type(item) is not tuple:
                 if isinstance(item, Future):
@@ -382,7 +386,9 @@ class BatchProfileProcessor:
     def _aggregate(self, dataset: Dataset) -> DatasetAggregate:
         aggregate = self._aggregates.get(dataset)
         if aggregate is None:
-            aggregate = DatasetAggregate(dataset.dataset_id, dataset.schema, self._on_reject)
+            aggregate = DatasetAggregate(
+                dataset.dataset_id, dataset.schema, self._on_reject, unit_ms=self._unit_ms
+            )
             with self._lock:
                 self._aggregates[dataset] = aggregate
         return aggregate
@@ -461,6 +467,8 @@ class BatchProfileProcessor:
                 return
             self._worker_error = None
         self._drain()
+        while self._queue:  # each step takes a bounded number of items
+            self._drain()
 
     def shutdown(self, timeout_s: float = 30) -> bool:
         """Write everything, retry failed exports until ``timeout_s`` runs out, and

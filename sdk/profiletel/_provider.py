@@ -122,15 +122,23 @@ class ProfileProvider:
     def processors(self) -> tuple[BatchProfileProcessor, ...]:
         return self._processors
 
-    def get_logger(self, dataset_id: str, *, schema: DatasetSchema | None = None) -> DatasetLogger:
+    def get_logger(
+        self,
+        dataset_id: str,
+        *,
+        schema: DatasetSchema | None = None,
+        timestamp_column: str | None = None,
+    ) -> DatasetLogger:
         """A logger bound to this provider for ``dataset_id``.
 
         :param schema: a whylogs ``DatasetSchema``; one with segments makes the
             dataset's profiles segmented.
+        :param timestamp_column: the column of logged DataFrames holding each row's
+            event time; the worker splits such a frame into the buckets of its rows.
         :raises ValueError: for an empty id, a second, different schema for one id, or
             segments profiletel cannot make (see :func:`check_segments`).
         """
-        return DatasetLogger(self._datasets.get(dataset_id, schema), self)
+        return DatasetLogger(self._datasets.get(dataset_id, schema), self, timestamp_column)
 
     def _emit(
         self, dataset: Dataset, timestamp_ms: int, data: Any, rows: int, sync: bool
@@ -254,13 +262,20 @@ class _GlobalSink:
 _global = _GlobalSink()
 
 
-def get_logger(dataset_id: str, *, schema: DatasetSchema | None = None) -> DatasetLogger:
+def get_logger(
+    dataset_id: str,
+    *,
+    schema: DatasetSchema | None = None,
+    timestamp_column: str | None = None,
+) -> DatasetLogger:
     """A logger for ``dataset_id`` that follows the global provider.
 
     It works before :func:`configure`: rows wait in a bounded buffer
     (``PRE_CONFIGURE_BUFFER_ROWS``) and go to the provider once one is installed.
+
+    :param timestamp_column: see :meth:`ProfileProvider.get_logger`.
     """
-    return DatasetLogger(_global.datasets.get(dataset_id, schema), _global)
+    return DatasetLogger(_global.datasets.get(dataset_id, schema), _global, timestamp_column)
 
 
 def get_provider() -> ProfileProvider | None:
