@@ -12,7 +12,7 @@ from whylogs.api.logger.segment_cache import SegmentCache
 from whylogs.api.logger.segment_processing import segment_processing
 from whylogs.core import DatasetProfile, DatasetProfileView, DatasetSchema
 
-from ._columns import rows_to_frame
+from ._columns import rows_to_frame, split_by_keys
 from ._profile import BucketProfile, Segment
 
 __all__ = ["DatasetAggregate"]
@@ -108,11 +108,16 @@ class DatasetAggregate:
         frames, bucket.staged_frames = bucket.staged_frames, []
         if rows:
             try:
-                frame, plain = rows_to_frame(rows)
-            except ValueError:
-                tracked += self._track_isolated(bucket, rows)
-            else:
-                tracked += self._track_frame(bucket, frame, plain, rows)
+                groups = split_by_keys(rows)
+            except Exception:
+                groups = [rows]  # keys that fail to compare: rows_to_frame isolates them
+            for group in groups:
+                try:
+                    frame, plain = rows_to_frame(group)
+                except Exception:
+                    tracked += self._track_isolated(bucket, list(group))
+                else:
+                    tracked += self._track_frame(bucket, frame, plain, list(group))
         for frame in frames:
             tracked += self._track_frame(bucket, frame, False, None)
         bucket.rows += tracked

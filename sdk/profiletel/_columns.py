@@ -14,11 +14,14 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-__all__ = ["rows_to_frame", "column_array", "PLAIN_TYPES"]
+__all__ = ["rows_to_frame", "column_array", "split_by_keys", "PLAIN_TYPES"]
 
-# Values of these types never make whylogs raise; a batch holding anything else is
-# tracked so that one bad value cannot spoil the profile (see _buckets).
+# Values of these types do not make whylogs raise, except ints beyond int64 and strings
+# with lone surrogates (checked by _trackable); a batch holding anything else is tracked
+# so that one bad value cannot spoil the profile (see _buckets).
 PLAIN_TYPES: Final = frozenset({int, float, str, bool, type(None)})
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
 
 
 def column_array(values: Sequence[Any]) -> tuple[np.ndarray, bool]:
@@ -40,11 +43,46 @@ def column_array(values: Sequence[Any]) -> tuple[np.ndarray, bool]:
         # Equal-length sequences as values make numpy try to broadcast them.
         for index, value in enumerate(values):
             array[index] = value
-    return array, kinds <= PLAIN_TYPES
+    return array, kinds <= PLAIN_TYPES and _trackable(values, kinds)
+
+
+def _trackable(values: Sequence[Any], kinds: set[type]) -> bool:
+    """Whether whylogs can track these plain values without raising."""
+    if int in kinds and not all(
+        _INT64_MIN <= value <= _INT64_MAX for value in values if type(value) is int
+    ):
+        return False
+    if str in kinds:
+        text = "".join([value for value in values if type(value) is str])
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
 
 
 def column_name(key: Hashable) -> str:
-    return key if type(key) is str else str(key)
+    name = key if type(key) is str else str(key)
+    if not name.isascii():
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            # A profile holding this column name could not be serialized at all.
+            raise ValueError(f"column name {name!r} is not valid Unicode text") from None
+    return name
+
+
+def split_by_keys(rows: Sequence[dict[Any, Any]]) -> list[Sequence[dict[Any, Any]]]:
+    """Group rows by their set of keys, so that a column missing from a row is not
+    counted in that row whatever else shares its batch (whylogs' rule for one row)."""
+    first_keys = rows[0].keys()
+    if all(row.keys() == first_keys for row in rows):
+        return [rows]
+    groups: dict[frozenset[Any], list[dict[Any, Any]]] = {}
+    for row in rows:
+        groups.setdefault(frozenset(row), []).append(row)
+    return list(groups.values())
 
 
 def rows_to_frame(rows: Sequence[dict[Any, Any]]) -> tuple[pd.DataFrame, bool]:

@@ -15,6 +15,7 @@ PROFILETEL_WRITE_EVERY: Final = "PROFILETEL_WRITE_EVERY"
 PROFILETEL_LOCAL_DIR: Final = "PROFILETEL_LOCAL_DIR"
 PROFILETEL_DEAD_LETTER_DIR: Final = "PROFILETEL_DEAD_LETTER_DIR"
 PROFILETEL_EXIT_TIMEOUT_S: Final = "PROFILETEL_EXIT_TIMEOUT_S"
+PROFILETEL_MAX_COLUMNS: Final = "PROFILETEL_MAX_COLUMNS"
 
 DEFAULT_EXPORTERS: Final = ("local",)
 DEFAULT_AGGREGATE_BY: Final = TimeGranularity.Hour
@@ -22,6 +23,9 @@ DEFAULT_WRITE_SCHEDULE: Final = Schedule(TimeGranularity.Minute, 10)
 DEFAULT_LOCAL_DIR: Final = "profiles"
 DEAD_LETTER_SUBDIR: Final = ".dead-letter"
 DEFAULT_EXIT_TIMEOUT_S: Final = 10.0
+# whylogs costs about a millisecond per column per batch (and more for the first batch
+# of a profile); a row wider than this is far more likely a bug than a real schema.
+DEFAULT_MAX_COLUMNS: Final = 1_000
 
 
 def _env(environ: Mapping[str, str] | None, name: str) -> str | None:
@@ -88,6 +92,17 @@ def exit_timeout_from_env(environ: Mapping[str, str] | None = None) -> float:
             f"{PROFILETEL_EXIT_TIMEOUT_S}={value!r} is not a number of seconds >= 0"
         )
     return seconds
+
+
+def max_columns_from_env(environ: Mapping[str, str] | None = None) -> int:
+    value = _env(environ, PROFILETEL_MAX_COLUMNS)
+    if value is None:
+        return DEFAULT_MAX_COLUMNS
+    if not value.strip().isdigit() or int(value) < 1:
+        raise ConfigurationError(
+            f"{PROFILETEL_MAX_COLUMNS}={value!r} is not a whole number of columns >= 1"
+        )
+    return int(value)
 
 
 def check_bucket_granularity(granularity: TimeGranularity) -> TimeGranularity:

@@ -249,13 +249,15 @@ class ExportChannel:
     def _dead_letter(self, item: _Pending, reason: str) -> None:
         try:
             path = self._dead_letters.put(item.profile, self.name, item.attempts, reason)
-        except OSError as exc:
+        except Exception as exc:
+            # OSError for the disk; anything else means the profile cannot be serialized.
             self.lost += 1
             _logger.error(
                 "Profile of dataset %s, bucket %s could not be delivered by exporter %s nor "
-                "written to the dead-letter directory (%s); it is lost. Make %s writable.",
-                item.profile.dataset_id, item.profile.bucket_start, self.name, exc,
-                self._dead_letters.directory,
+                "written to the dead-letter directory (%s: %s); it is lost and counted in "
+                "status().profiles_lost. Make %s writable; if it is, please report a bug.",
+                item.profile.dataset_id, item.profile.bucket_start, self.name,
+                type(exc).__name__, exc, self._dead_letters.directory,
             )
             return
         self.dead_lettered += 1

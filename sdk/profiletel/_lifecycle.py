@@ -1,0 +1,134 @@
+"""The process around a provider: forks, SIGTERM, and the exit of worker processes.
+
+Every fork is handled here, in one ``os.register_at_fork`` hook: the child gets new
+locks, a new worker and empty profiles, because the parent exports what it held.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterable
+from multiprocessing import util as _mp_util
+from types import FrameType
+from typing import Any, Final
+
+from . import _plugins, _processor, _provider
+from ._errors import ConfigurationError
+
+__all__ = ["install_signal_handlers"]
+
+_logger = logging.getLogger(__name__)
+
+# The signal flush waits this much longer than its timeout for its helper thread, which
+# bounds the handler even if a profiletel lock was held by the interrupted code.
+_JOIN_MARGIN_S: Final = 1.0
+
+_SignalHandler = Callable[[int, FrameType | None], Any] | int | None
+
+# The handler each signal had before install_signal_handlers() replaced it.
+_previous: dict[int, _SignalHandler] = {}
+_timeout_s: dict[int, float] = {}
+
+
+def install_signal_handlers(
+    timeout_s: float | None = None, signals: Iterable[int] = (signal.SIGTERM,)
+) -> None:
+    """Flush profiletel when the process is asked to stop, then let the stop proceed.
+
+    Opt-in, for containers and process managers that stop a service with SIGTERM.
+    On each of ``signals``: if the handler that was installed before is a Python
+    function, the providers are flushed within ``timeout_s`` and that function is
+    called (it may keep the process serving for a while, so providers keep running);
+    if it was the default action, the providers are shut down within ``timeout_s``
+    and the signal is raised again with the default action, so the process ends by
+    that signal as it would have; if the signal was ignored, the providers are
+    flushed and the signal stays ignored.
+
+    Call it once, from the main thread, after any other library installed its own
+    handler. A second call for the same signal only updates the timeout.
+
+    :param timeout_s: seconds the flush may take; defaults to ``PROFILETEL_EXIT_TIMEOUT_S``
+        (10 s unless set).
+    :raises ConfigurationError: outside the main thread, or for a negative timeout.
+    """
+    if timeout_s is None:
+        timeout_s = _provider.exit_timeout_s()
+    if not timeout_s >= 0:
+        raise ConfigurationError(f"timeout_s must be a number of seconds >= 0, got {timeout_s!r}")
+    if threading.current_thread() is not threading.main_thread():
+        raise ConfigurationError(
+            "install_signal_handlers() must be called from the main thread, where Python "
+            "runs signal handlers"
+        )
+    for signum in signals:
+        signum = signal.Signals(signum)
+        _timeout_s[signum] = timeout_s
+        if signum in _previous:
+            continue
+        _previous[signum] = signal.getsignal(signum)
+        signal.signal(signum, _on_signal)
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    previous = _previous.get(signum, signal.SIG_DFL)
+    timeout_s = _timeout_s.get(signum, _provider.exit_timeout_s())
+    if callable(previous):
+        _run_bounded(_provider.flush_live_providers, timeout_s, signum)
+        previous(signum, frame)
+        return
+    if previous == signal.SIG_IGN:
+        _run_bounded(_provider.flush_live_providers, timeout_s, signum)
+        return
+    # The default action (or a handler not installed from Python, which cannot be
+    # called from here) ends the process: deliver what is held, then end it that way.
+    _run_bounded(_provider.shutdown_live_providers, timeout_s, signum)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _run_bounded(action: Callable[[float], bool], timeout_s: float, signum: int) -> None:
+    # On a helper thread: the handler runs in the main thread, between two bytecodes
+    # of whatever it interrupted, which might hold a lock the flush needs.
+    outcome: list[bool] = []
+    helper = threading.Thread(
+        target=lambda: outcome.append(action(timeout_s)),
+        name="profiletel-signal-flush",
+        daemon=True,
+    )
+    helper.start()
+    helper.join(timeout_s + _JOIN_MARGIN_S)
+    if outcome != [True]:
+        _logger.warning(
+            "On %s, profiletel could not deliver every profile within %s s; what was not "
+            "delivered is in the dead-letter directory, or lost if the flush did not finish. "
+            "Give install_signal_handlers() a longer timeout_s if the exporters are slow.",
+            signal.Signals(signum).name, timeout_s,
+        )
+
+
+def _after_fork_in_child() -> None:
+    _processor.reset_processors_after_fork()
+    _provider.reset_after_fork()
+    _plugins.reset_after_fork()
+
+
+class _ForkToken:
+    """A long-lived object for ``multiprocessing.util.register_after_fork``, which keeps
+    only a weak reference to it."""
+
+
+_token: Final = _ForkToken()
+
+
+def _in_multiprocessing_child(_: _ForkToken) -> None:
+    # multiprocessing ends its children with os._exit(), which skips atexit hooks; its
+    # own exit finalizers do run when a child returns normally (Pool.close() and join()).
+    _mp_util.Finalize(None, _provider._shutdown_at_exit, exitpriority=0)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+_mp_util.register_after_fork(_token, _in_multiprocessing_child)
