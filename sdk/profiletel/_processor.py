@@ -228,14 +228,18 @@ class BatchProfileProcessor:
         if not self._has_room(rows, nbytes) and not self._make_room(rows, nbytes):
             self._drop(dataset.dataset_id, rows, result)
             return
-        if rows != 1 or type(data) is not dict or result is not None:
+        item = (dataset, timestamp_ms, data, result)
+        queue = self._queue
+        if rows == 1 and type(data) is dict and result is None:
+            queue.append(item)
+        else:
+            # Under the lock, so that the counts and the sync futures match the queue.
             with self._lock:
                 self._bulk_rows += rows - 1
                 self._queued_bytes += nbytes
                 if result is not None:
                     self._sync_results.add(result)
-        queue = self._queue
-        queue.append((dataset, timestamp_ms, data, result))
+                queue.append(item)
         if result is not None or len(queue) >= self._batch_rows:
             self._wake.set()
 
@@ -292,38 +296,49 @@ class BatchProfileProcessor:
 
     def _start_worker(self) -> None:
         self._worker_error = None
-        self._worker = threading.Thread(target=self._run, name="profiletel-processor", daemon=True)
+        self._worker = threading.Thread(target=self._work, name="profiletel-processor", daemon=True)
         self._worker.start()
 
-    def _recover_worker(self) -> None:
-        """The worker died: say so once, fail the ``log(sync=True)`` calls whose rows it
-        held, and start a new one. Rows still queued or staged are kept."""
+    def _work(self) -> None:
+        self._run()
+        if self._worker_error is not None:
+            self._fail_orphaned_results()
+
+    def _fail_orphaned_results(self) -> None:
+        """The worker died: fail the ``log(sync=True)`` calls whose rows it held, so that
+        they raise now instead of timing out. Those still queued wait for the next worker."""
         with self._lock:
-            error, worker = self._worker_error, self._worker
-            if worker is not None and worker.is_alive():
-                return
-            self._worker_error = None
-            self._worker_restarts += 1
             queued = {
                 id(item[3]) for item in self._queue.copy()
                 if type(item) is tuple and item[3] is not None
             }
             orphans = [f for f in list(self._sync_results) if id(f) not in queued]
+        for future in orphans:
+            try:
+                future.set_exception(
+                    RuntimeError(
+                        "the profiling worker died while it held these rows; they may be "
+                        "missing from the profiles"
+                    )
+                )
+            except InvalidStateError:
+                pass  # answered before the worker died
+
+    def _recover_worker(self) -> None:
+        """The worker died: say so once and start a new one. Rows still queued or staged
+        are kept; the next worker tracks them."""
+        with self._lock:
+            error, worker = self._worker_error, self._worker
+            if worker is not None and worker.is_alive():
+                return
+            self._worker_restarts += 1
+            self._start_worker()
         _logger.error(
             "The profiling worker died (%s); a new one was started. Rows still queued were "
             "kept; rows it was tracking at that moment may be missing from the profiles. "
             "Please report this as a bug, with the traceback logged at DEBUG level.",
             f"{type(error).__name__}: {error}" if error is not None else "no error recorded",
         )
-        for future in orphans:
-            if not future.done():
-                try:
-                    future.set_exception(
-                        RuntimeError("the profiling worker died while tracking these rows")
-                    )
-                except InvalidStateError:
-                    pass
-        self._start_worker()
 
     def _run(self) -> None:
         try:
