@@ -130,7 +130,8 @@ class _Registry:
             ) from exc
         _logger.warning(
             "Exporter plugin %r from distribution %s failed and is skipped (%s); the other "
-            "exporters keep working. Set %s=1 to make this an error.",
+            "exporters keep working. Fix or uninstall that distribution; set %s=1 to make "
+            "this an error.",
             name, dist or "unknown", reason, PROFILETEL_STRICT_PLUGINS,
         )
 

@@ -8,11 +8,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import _demo, _log, _show
+from . import _demo, _log, _plugins, _show
 
 __all__ = ["main"]
 
-_COMMANDS = (_log, _show, _demo)
+_COMMANDS = (_log, _show, _demo, _plugins)
 
 
 def build_parser() -> argparse.ArgumentParser:
