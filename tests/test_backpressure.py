@@ -13,7 +13,6 @@ from typing import Any
 import pandas as pd
 import pytest
 from conftest import RecordingExporter
-
 from profiletel import BatchProfileProcessor, ProfileProvider
 from profiletel._processor import frame_nbytes
 

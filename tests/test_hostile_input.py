@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import RecordingExporter
-
 from profiletel import BatchProfileProcessor, DeadLetterStore, PermanentExportError, ProfileProvider
 from profiletel._read import ColumnSummary, merge_views, read_profiles, summarize
 from profiletel_exporters.local import LocalExporter

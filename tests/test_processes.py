@@ -13,7 +13,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from profiletel import DeadLetterStore
 from profiletel._read import read_profiles
 
@@ -155,6 +154,33 @@ def test_a_multiprocessing_fork_pool_exports_each_workers_rows_when_it_exits(tmp
     assert rows_on_disk(tmp_path) == 50 + 5 + 10 + 15 + 20 + 25 + 30
 
 
+def test_a_terminated_fork_pool_whose_workers_installed_the_handlers_exports_their_rows(
+    tmp_path,
+):
+    out = run_script(
+        """
+        import multiprocessing
+
+        def work(count):
+            logger = profiletel.get_logger("orders")
+            for i in range(count):
+                logger.log({"n": i}, timestamp_ms=TS)
+            return os.getpid()
+
+        profiletel.configure(exporters=["local"], local_dir=BASE, write_schedule=None)
+        context = multiprocessing.get_context("fork")
+        # Leaving the with-block terminates the workers with SIGTERM.
+        with context.Pool(3, initializer=profiletel.install_signal_handlers) as pool:
+            pids = pool.map_async(work, [5, 10, 15, 20]).get(timeout=60)
+        print(json.dumps({"workers": len(set(pids))}))
+        """,
+        tmp_path,
+    )
+
+    assert len(profile_files(tmp_path)) == json.loads(out)["workers"]
+    assert rows_on_disk(tmp_path) == 5 + 10 + 15 + 20
+
+
 # Interpreter exit
 
 
@@ -277,6 +303,35 @@ def test_sigterm_flushes_then_ends_the_process_by_sigterm(tmp_path):
     assert rows_on_disk(tmp_path) == 42
 
 
+def test_sigterm_during_the_exit_flush_lets_it_finish_then_ends_the_process(tmp_path):
+    process = start_script(
+        tmp_path,
+        """
+        from profiletel_exporters.local import LocalExporter
+
+        class SignalsWhileWriting(LocalExporter):
+            exporter_name = "local"
+            def write(self, file, dest=None, **kwargs):
+                # As a process manager would, while the exit hook is flushing.
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.5)
+                return super().write(file, dest, **kwargs)
+
+        profiletel.install_signal_handlers(timeout_s=20)
+        profiletel.configure(exporters=[SignalsWhileWriting(BASE)], local_dir=BASE,
+                             write_schedule=None)
+        profiletel.get_logger("orders").log([{"n": i} for i in range(42)], timestamp_ms=TS)
+        print("ready", flush=True)
+        """,
+    )
+    assert read_line(process) == "ready"
+
+    returncode, out, err = finish(process)
+
+    assert returncode == -signal.SIGTERM, err
+    assert rows_on_disk(tmp_path) == 42
+
+
 def test_sigterm_flushes_then_calls_the_previous_handler_and_keeps_loggers_working(tmp_path):
     process = start_script(
         tmp_path,
@@ -353,3 +408,36 @@ def test_install_signal_handlers_outside_the_main_thread_is_a_configuration_erro
     assert len(raised) == 1
     assert isinstance(raised[0], profiletel.ConfigurationError)
     assert "main thread" in str(raised[0])
+
+
+def can_unshare_pid() -> bool:
+    try:
+        probe = subprocess.run(["unshare", "--pid", "--fork", "true"], capture_output=True,
+                               timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not can_unshare_pid(), reason="needs `unshare --pid` (root or user namespaces)")
+def test_sigterm_to_a_container_init_process_flushes_and_exits_with_143(tmp_path):
+    script = PREAMBLE + textwrap.dedent(
+        """
+        profiletel.install_signal_handlers(timeout_s=20)
+        """
+    ) + CONFIGURE_AND_LOG + 'print("ready", os.getpid(), flush=True)\ntime.sleep(60)\n'
+    process = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--kill-child", sys.executable, "-c", script,
+         str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert read_line(process) == "ready 1"
+
+    # The Python process is the only child of unshare; as PID 1 of its namespace the
+    # kernel would drop a SIGTERM it had no handler for.
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    os.kill(int(children[0]), signal.SIGTERM)
+    returncode, out, err = finish(process)
+
+    assert returncode == 128 + signal.SIGTERM, err
+    assert rows_on_disk(tmp_path) == 42

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from conftest import RecordingExporter
-
 from profiletel import BatchProfileProcessor, ProfileProvider
 from profiletel._buckets import DatasetAggregate
 

@@ -5,7 +5,8 @@ destination delays neither aggregation nor the other exporters, and its own list
 pending profiles. A write asks every channel for one *round*: one attempt at each
 pending profile. A profile that fails stays pending for the next round, up to
 ``max_attempts`` in all, then goes to the dead-letter directory; a permanent failure
-goes there at once.
+goes there at once. An exporter that stops answering keeps at most ``max_pending``
+profiles in memory; older ones go to the dead-letter directory.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = ["ExportChannel", "ExportOutcome", "call_exporter", "exporter_name"]
 _logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_ATTEMPTS: Final = 3
+DEFAULT_MAX_PENDING: Final = 1_000
 
 
 def exporter_name(exporter: Writer) -> str:
@@ -86,11 +88,13 @@ class ExportChannel:
         dead_letters: DeadLetterStore,
         *,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        max_pending: int = DEFAULT_MAX_PENDING,
     ) -> None:
         self.exporter = exporter
         self.name = exporter_name(exporter)
         self._dead_letters = dead_letters
         self._max_attempts = max_attempts
+        self._max_pending = max_pending
         self._cond = threading.Condition()
         self._pending: dict[int, _Pending] = {}
         self._in_flight: _Pending | None = None
@@ -110,6 +114,15 @@ class ExportChannel:
             for profile in profiles:
                 item = _Pending(profile)
                 self._pending[id(item)] = item
+            excess = len(self._pending) - self._max_pending
+            # The dict keeps insertion order, so the first profiles are the oldest.
+            oldest = [self._pending.pop(key) for key in list(self._pending)[:max(0, excess)]]
+        for item in oldest:
+            self._dead_letter(
+                item,
+                item.last_error
+                or f"more than {self._max_pending} profiles were waiting for this exporter",
+            )
 
     @property
     def pending(self) -> int:

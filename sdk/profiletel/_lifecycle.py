@@ -75,16 +75,32 @@ def install_signal_handlers(
 def _on_signal(signum: int, frame: FrameType | None) -> None:
     previous = _previous.get(signum, signal.SIG_DFL)
     timeout_s = _timeout_s.get(signum, _provider.exit_timeout_s())
+    shutdowns = _provider.main_thread_shutdowns
+    if shutdowns.depth:
+        # This interrupted a shutdown (the exit hook, say): let it finish, then go on.
+        shutdowns.after = lambda: _proceed(signum, frame, previous)
+        return
+    ends = not callable(previous) and previous != signal.SIG_IGN
+    # When the process ends here, shut down; otherwise the previous handler may keep
+    # serving for a while (gunicorn's graceful stop), so loggers must keep working.
+    action = _provider.shutdown_live_providers if ends else _provider.flush_live_providers
+    _run_bounded(action, timeout_s, signum)
+    _proceed(signum, frame, previous)
+
+
+def _proceed(signum: int, frame: FrameType | None, previous: _SignalHandler) -> None:
+    """Do what the signal would have done without profiletel."""
     if callable(previous):
-        _run_bounded(_provider.flush_live_providers, timeout_s, signum)
         previous(signum, frame)
         return
     if previous == signal.SIG_IGN:
-        _run_bounded(_provider.flush_live_providers, timeout_s, signum)
         return
-    # The default action (or a handler not installed from Python, which cannot be
-    # called from here) ends the process: deliver what is held, then end it that way.
-    _run_bounded(_provider.shutdown_live_providers, timeout_s, signum)
+    # The default action, or a handler not installed from Python (which cannot be
+    # called from here): end the process by this signal.
+    if os.getpid() == 1:
+        # The init process of a container: the kernel drops a signal it has no handler
+        # for, so exit the way a shell reports death by that signal.
+        raise SystemExit(128 + signum)
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 
@@ -105,7 +121,8 @@ def _run_bounded(action: Callable[[float], bool], timeout_s: float, signum: int)
             "On %s, profiletel could not deliver every profile within %s s; what was not "
             "delivered is in the dead-letter directory, or lost if the flush did not finish. "
             "Give install_signal_handlers() a longer timeout_s if the exporters are slow.",
-            signal.Signals(signum).name, timeout_s,
+            signal.Signals(signum).name,
+            timeout_s,
         )
 
 

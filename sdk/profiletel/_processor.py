@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -22,7 +23,7 @@ from ._config import DEFAULT_WRITE_SCHEDULE, check_bucket_granularity, dead_lett
 from ._deadletter import DeadLetterStore
 from ._errors import ProviderShutdownError
 from ._export import DEFAULT_MAX_ATTEMPTS, ExportChannel
-from ._time import Schedule, TimeGranularity, bucket_start_ms, next_write_s
+from ._time import Schedule, TimeGranularity, next_write_s
 
 __all__ = ["BatchProfileProcessor", "ProcessorStatus", "DatasetStatus", "Dataset"]
 
@@ -313,16 +314,14 @@ class BatchProfileProcessor:
                 if type(item) is tuple and item[3] is not None
             }
             orphans = [f for f in list(self._sync_results) if id(f) not in queued]
+        error = RuntimeError(
+            "the profiling worker died while it held these rows; they may be missing from "
+            "the profiles"
+        )
         for future in orphans:
-            try:
-                future.set_exception(
-                    RuntimeError(
-                        "the profiling worker died while it held these rows; they may be "
-                        "missing from the profiles"
-                    )
-                )
-            except InvalidStateError:
-                pass  # answered before the worker died
+            # One answered before the worker died keeps its answer.
+            with contextlib.suppress(InvalidStateError):
+                future.set_exception(error)
 
     def _recover_worker(self) -> None:
         """The worker died: say so once and start a new one. Rows still queued or staged
@@ -331,13 +330,15 @@ class BatchProfileProcessor:
             error, worker = self._worker_error, self._worker
             if worker is not None and worker.is_alive():
                 return
-            self._worker_restarts += 1
             self._start_worker()
+            if error is None:
+                return  # it stopped normally; nothing to report
+            self._worker_restarts += 1
         _logger.error(
             "The profiling worker died (%s); a new one was started. Rows still queued were "
             "kept; rows it was tracking at that moment may be missing from the profiles. "
             "Please report this as a bug, with the traceback logged at DEBUG level.",
-            f"{type(error).__name__}: {error}" if error is not None else "no error recorded",
+            f"{type(error).__name__}: {error}",
         )
 
     def _run(self) -> None:
@@ -496,7 +497,9 @@ class BatchProfileProcessor:
                 self._queue.append(marker)
             self._recover_worker()
             self._wake.set()
-        rounds_done = all(channel.wait_round(ticket, deadline) for channel, ticket in marker.tickets)
+        rounds_done = all(
+            channel.wait_round(ticket, deadline) for channel, ticket in marker.tickets
+        )
         return rounds_done and all(channel.pending == 0 for channel in self._channels)
 
     def shutdown(self, timeout_s: float = 30) -> bool:

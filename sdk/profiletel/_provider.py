@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Final
@@ -112,6 +113,34 @@ class _Datasets:
 _live_providers: weakref.WeakSet[ProfileProvider] = weakref.WeakSet()
 
 
+class _MainThreadShutdowns:
+    """Counts the provider shutdowns running in the main thread, where Python runs
+    signal handlers. A handler that interrupts one must not flush on top of it (the
+    interrupted code may hold a lock the flush needs): it leaves ``after`` to run once
+    the shutdown is over (see :mod:`profiletel._lifecycle`)."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.after: Callable[[], None] | None = None
+
+    @contextlib.contextmanager
+    def track(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+            if self.depth == 0 and self.after is not None:
+                after, self.after = self.after, None
+                after()
+
+
+main_thread_shutdowns = _MainThreadShutdowns()
+
+
 class ProfileProvider:
     """Hands out loggers and feeds their rows to its processors.
 
@@ -180,10 +209,11 @@ class ProfileProvider:
             return False
         self._shutdown = True
         deadline = time.monotonic() + timeout_s
-        results = [
-            processor.shutdown(max(0.0, deadline - time.monotonic()))
-            for processor in self._processors
-        ]
+        with main_thread_shutdowns.track():
+            results = [
+                processor.shutdown(max(0.0, deadline - time.monotonic()))
+                for processor in self._processors
+            ]
         return all(results)
 
     @property

@@ -33,8 +33,15 @@ def run(args: argparse.Namespace) -> int:
     rows = [("exporter", "plugin", "distribution", "version", "status")]
     for exporter in exporters:
         plugin = exporter.plugin
-        rows.append((exporter.name, plugin.name, plugin.distribution or "-",
-                     plugin.version or "-", "loaded"))
+        rows.append(
+            (
+                exporter.name,
+                plugin.name,
+                plugin.distribution or "-",
+                plugin.version or "-",
+                "loaded",
+            )
+        )
     providing = {exporter.plugin.name for exporter in exporters}
     for plugin in plugins:
         if plugin.loaded and plugin.name in providing:
@@ -48,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
 def render_table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     return "\n".join(
-        "  ".join([cell.ljust(width) for cell, width in zip(row, widths)] + [row[-1]])
+        "  ".join(
+            [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)] + [row[-1]]
+        )
         for row in rows
     )
