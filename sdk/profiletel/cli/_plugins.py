@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"profiletel plugins: error: {exc}", file=sys.stderr)
         return 2
 
-    rows = [("exporter", "plugin", "distribution", "version", "status")]
+    rows: list[tuple[str, ...]] = [("exporter", "plugin", "distribution", "version", "status")]
     for exporter in exporters:
         plugin = exporter.plugin
         rows.append(
