@@ -23,7 +23,7 @@ from ._config import DEFAULT_WRITE_SCHEDULE, check_bucket_granularity, dead_lett
 from ._deadletter import DeadLetterStore
 from ._errors import ProviderShutdownError
 from ._export import DEFAULT_MAX_ATTEMPTS, ExportChannel
-from ._time import Schedule, TimeGranularity, next_write_s
+from ._time import Schedule, TimeGranularity, bucket_start_ms, next_write_s
 
 __all__ = ["BatchProfileProcessor", "ProcessorStatus", "DatasetStatus", "Dataset"]
 
