@@ -154,33 +154,6 @@ def test_a_multiprocessing_fork_pool_exports_each_workers_rows_when_it_exits(tmp
     assert rows_on_disk(tmp_path) == 50 + 5 + 10 + 15 + 20 + 25 + 30
 
 
-def test_a_terminated_fork_pool_whose_workers_installed_the_handlers_exports_their_rows(
-    tmp_path,
-):
-    out = run_script(
-        """
-        import multiprocessing
-
-        def work(count):
-            logger = profiletel.get_logger("orders")
-            for i in range(count):
-                logger.log({"n": i}, timestamp_ms=TS)
-            return os.getpid()
-
-        profiletel.configure(exporters=["local"], local_dir=BASE, write_schedule=None)
-        context = multiprocessing.get_context("fork")
-        # Leaving the with-block terminates the workers with SIGTERM.
-        with context.Pool(3, initializer=profiletel.install_signal_handlers) as pool:
-            pids = pool.map_async(work, [5, 10, 15, 20]).get(timeout=60)
-        print(json.dumps({"workers": len(set(pids))}))
-        """,
-        tmp_path,
-    )
-
-    assert len(profile_files(tmp_path)) == json.loads(out)["workers"]
-    assert rows_on_disk(tmp_path) == 5 + 10 + 15 + 20
-
-
 # Interpreter exit
 
 

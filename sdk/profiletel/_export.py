@@ -22,6 +22,7 @@ from whylogs.api.writer import Writer
 from ._deadletter import DeadLetterStore
 from ._errors import ExportError
 from ._profile import BucketProfile
+from ._threads import block_stop_signals
 
 __all__ = ["ExportChannel", "ExportOutcome", "call_exporter", "exporter_name"]
 
@@ -193,6 +194,7 @@ class ExportChannel:
             self._thread.start()
 
     def _run(self) -> None:
+        block_stop_signals()
         while True:
             with self._cond:
                 while self._completed >= self._requested and not self._closed:

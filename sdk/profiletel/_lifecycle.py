@@ -17,14 +17,15 @@ from typing import Any, Final
 
 from . import _plugins, _processor, _provider
 from ._errors import ConfigurationError
+from ._threads import block_stop_signals
 
 __all__ = ["install_signal_handlers"]
 
 _logger = logging.getLogger(__name__)
 
-# The signal flush waits this much longer than its timeout for its helper thread, which
-# bounds the handler even if a profiletel lock was held by the interrupted code.
-_JOIN_MARGIN_S: Final = 1.0
+# The handler waits this much longer than its timeout for the flush thread, which bounds
+# it even if the interrupted code held a lock the flush needs.
+_WAIT_MARGIN_S: Final = 1.0
 
 _SignalHandler = Callable[[int, FrameType | None], Any] | int | None
 
@@ -50,6 +51,11 @@ def install_signal_handlers(
     Call it once, from the main thread, after any other library installed its own
     handler. A second call for the same signal only updates the timeout.
 
+    Known limitation: Python runs the handler only when the main thread executes Python
+    code, so a signal that arrives as the main thread enters a blocking call that never
+    returns (a ``multiprocessing`` pool worker at ``terminate()``) is not acted upon,
+    where the default action would have ended the process.
+
     :param timeout_s: seconds the flush may take; defaults to ``PROFILETEL_EXIT_TIMEOUT_S``
         (10 s unless set).
     :raises ConfigurationError: outside the main thread, or for a negative timeout.
@@ -63,6 +69,7 @@ def install_signal_handlers(
             "install_signal_handlers() must be called from the main thread, where Python "
             "runs signal handlers"
         )
+    _flusher.ensure_started()
     for signum in signals:
         signum = signal.Signals(signum)
         _timeout_s[signum] = timeout_s
@@ -76,6 +83,8 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     previous = _previous.get(signum, signal.SIG_DFL)
     timeout_s = _timeout_s.get(signum, _provider.exit_timeout_s())
     shutdowns = _provider.main_thread_shutdowns
+    if _flusher.busy:
+        return  # an earlier signal is being handled, and goes on once flushed
     if shutdowns.depth:
         # This interrupted a shutdown (the exit hook, say): let it finish, then go on.
         shutdowns.after = lambda: _proceed(signum, frame, previous)
@@ -106,17 +115,7 @@ def _proceed(signum: int, frame: FrameType | None, previous: _SignalHandler) -> 
 
 
 def _run_bounded(action: Callable[[float], bool], timeout_s: float, signum: int) -> None:
-    # On a helper thread: the handler runs in the main thread, between two bytecodes
-    # of whatever it interrupted, which might hold a lock the flush needs.
-    outcome: list[bool] = []
-    helper = threading.Thread(
-        target=lambda: outcome.append(action(timeout_s)),
-        name="profiletel-signal-flush",
-        daemon=True,
-    )
-    helper.start()
-    helper.join(timeout_s + _JOIN_MARGIN_S)
-    if outcome != [True]:
+    if not _flusher.run(action, timeout_s):
         _logger.warning(
             "On %s, profiletel could not deliver every profile within %s s; what was not "
             "delivered is in the dead-letter directory, or lost if the flush did not finish. "
@@ -126,10 +125,77 @@ def _run_bounded(action: Callable[[float], bool], timeout_s: float, signum: int)
         )
 
 
+class _SignalFlusher:
+    """The thread that flushes when a signal asks, started with the handlers.
+
+    A handler runs in the main thread between two bytecodes of whatever it interrupted,
+    which may hold a lock the flush needs, or one of threading's own locks (so the
+    handler must not start a thread). It hands the flush to this thread and waits a
+    bounded time.
+    """
+
+    def __init__(self) -> None:
+        self._request = threading.Event()
+        self._done = threading.Event()
+        self._action: Callable[[float], bool] | None = None
+        self._timeout_s = 0.0
+        self._outcome = False
+        self._thread: threading.Thread | None = None
+        self._serving = False
+        self.busy = False
+
+    def ensure_started(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(
+                target=self._serve, name="profiletel-signal-flush", daemon=True
+            )
+            self._thread.start()
+
+    def run(self, action: Callable[[float], bool], timeout_s: float) -> bool:
+        """Flush with ``action`` on the flush thread; ``False`` if it failed or was late."""
+        thread = self._thread
+        if thread is None or not thread.is_alive() or self._serving:
+            return False  # no thread, or still stuck in a flush that timed out before
+        self.busy = True
+        try:
+            self._done.clear()
+            self._action, self._timeout_s, self._outcome = action, timeout_s, False
+            self._request.set()
+            return self._done.wait(timeout_s + _WAIT_MARGIN_S) and self._outcome
+        finally:
+            self.busy = False
+
+    def _serve(self) -> None:
+        block_stop_signals()
+        while True:
+            self._request.wait()
+            self._request.clear()
+            action, timeout_s = self._action, self._timeout_s
+            self._serving = True
+            try:
+                self._outcome = action is not None and bool(action(timeout_s))
+            except Exception:
+                _logger.exception(
+                    "profiletel's flush on a signal failed; what it held may be lost. Please "
+                    "report this as a bug."
+                )
+            finally:
+                self._serving = False
+            self._done.set()
+
+
+_flusher = _SignalFlusher()
+
+
 def _after_fork_in_child() -> None:
+    global _flusher
     _processor.reset_processors_after_fork()
     _provider.reset_after_fork()
     _plugins.reset_after_fork()
+    # The parent's flush thread does not exist here, and its events may be mid-use.
+    _flusher = _SignalFlusher()
+    if _previous:
+        _flusher.ensure_started()
 
 
 class _ForkToken:

@@ -23,6 +23,7 @@ from ._config import DEFAULT_WRITE_SCHEDULE, check_bucket_granularity, dead_lett
 from ._deadletter import DeadLetterStore
 from ._errors import ProviderShutdownError
 from ._export import DEFAULT_MAX_ATTEMPTS, ExportChannel
+from ._threads import block_stop_signals
 from ._time import Schedule, TimeGranularity, bucket_start_ms, next_write_s
 
 __all__ = ["BatchProfileProcessor", "ProcessorStatus", "DatasetStatus", "Dataset"]
@@ -301,6 +302,7 @@ class BatchProfileProcessor:
         self._worker.start()
 
     def _work(self) -> None:
+        block_stop_signals()
         self._run()
         if self._worker_error is not None:
             self._fail_orphaned_results()

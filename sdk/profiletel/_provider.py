@@ -207,9 +207,11 @@ class ProfileProvider:
         if self._shutdown:
             _logger.warning("shutdown() was called twice on a provider; the second does nothing.")
             return False
-        self._shutdown = True
         deadline = time.monotonic() + timeout_s
+        # Tracked from before the flag is set, so that a signal handler never finds this
+        # provider shut down while its shutdown has yet to run.
         with main_thread_shutdowns.track():
+            self._shutdown = True
             results = [
                 processor.shutdown(max(0.0, deadline - time.monotonic()))
                 for processor in self._processors
@@ -426,11 +428,12 @@ def shutdown_live_providers(timeout_s: float) -> bool:
     :returns: ``True`` if every profile was delivered in time.
     """
     deadline = time.monotonic() + timeout_s
-    results = [
-        provider.shutdown(max(0.0, deadline - time.monotonic()))
-        for provider in list(_live_providers)
-        if not provider.is_shut_down
-    ]
+    with main_thread_shutdowns.track():
+        results = [
+            provider.shutdown(max(0.0, deadline - time.monotonic()))
+            for provider in list(_live_providers)
+            if not provider.is_shut_down
+        ]
     return all(results)
 
 
