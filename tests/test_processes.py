@@ -261,7 +261,8 @@ def test_sigterm_flushes_then_ends_the_process_by_sigterm(tmp_path):
         CONFIGURE_AND_LOG,
         """
         print("ready", flush=True)
-        time.sleep(60)
+        for _ in range(600):  # short sleeps: a signal is handled between two of them
+            time.sleep(0.1)
         print("SIGTERM did not end the process", flush=True)
         """,
     )
@@ -320,7 +321,8 @@ def test_sigterm_flushes_then_calls_the_previous_handler_and_keeps_loggers_worki
         CONFIGURE_AND_LOG,
         """
         print("ready", flush=True)
-        time.sleep(60)
+        for _ in range(600):
+            time.sleep(0.1)
         """,
     )
     assert read_line(process) == "ready"
@@ -398,7 +400,9 @@ def test_sigterm_to_a_container_init_process_flushes_and_exits_with_143(tmp_path
         """
         profiletel.install_signal_handlers(timeout_s=20)
         """
-    ) + CONFIGURE_AND_LOG + 'print("ready", os.getpid(), flush=True)\ntime.sleep(60)\n'
+    ) + CONFIGURE_AND_LOG + (
+        'print("ready", os.getpid(), flush=True)\nfor _ in range(600):\n    time.sleep(0.1)\n'
+    )
     process = subprocess.Popen(
         ["unshare", "--pid", "--fork", "--kill-child", sys.executable, "-c", script,
          str(tmp_path)],
