@@ -3,14 +3,20 @@ buffer, and any provider it installs is shut down afterwards."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+import os
 
-import pytest
-from whylogs.api.writer import Writer
+# whylogs posts usage statistics to its own server unless this is set before it is
+# imported; tests, and the subprocesses they start, must not reach other hosts.
+os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "True")
 
-import profiletel
-from profiletel import _provider
+from collections.abc import Iterator  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+from whylogs.api.writer import Writer  # noqa: E402
+
+import profiletel  # noqa: E402
+from profiletel import _provider  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

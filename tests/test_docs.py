@@ -182,7 +182,7 @@ def test_configuration_page_lists_every_environment_variable() -> None:
     missing = [name for name in _config_variables() if f"`{name}`" not in page]
 
     assert missing == []
-    assert len(_config_variables()) == 14
+    assert len(_config_variables()) == 15
 
 
 def test_site_builds_in_strict_mode_with_the_api_reference(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from ._errors import (
     ProviderShutdownError,
     TransientExportError,
 )
+from ._lifecycle import install_signal_handlers
 from ._logger import DatasetLogger
 from ._plugins import (
     ENTRY_POINT_GROUP,
@@ -115,6 +116,7 @@ __all__ = [
     "get_provider",
     "hookimpl",
     "hookspec",
+    "install_signal_handlers",
     "list_exporters",
     "list_plugins",
     "local_dir_from_env",

@@ -263,6 +263,12 @@ class DatasetAggregate:
             try:
                 for column in columns:
                     self._update(bucket, column, index, rows, bucket.batched_rows)
+                # A column of the bucket that this batch lacks is null in all its rows.
+                if len(bucket.columns) > len(columns):
+                    names = {column.name for column in columns}
+                    for name, current in bucket.columns.items():
+                        if name not in names and current.seen:
+                            _fill(current, rows)
             except Exception as exc:
                 # Prepared plain values do not make whylogs' standard metrics raise; if
                 # they ever do, the columns updated before this one keep these rows.
@@ -323,7 +329,7 @@ class DatasetAggregate:
         if rows:
             try:
                 frame, plain = rows_to_frame(rows)
-            except ValueError:
+            except Exception:
                 tracked += self._track_isolated(bucket, rows)
             else:
                 tracked += self._track_frame(bucket, frame, plain and not careful, rows)

@@ -44,9 +44,12 @@ __all__ = [
     "rows_to_frame",
 ]
 
-# Values of these types never make whylogs raise; a batch holding anything else is
-# tracked so that one bad value cannot spoil the profile (see _buckets).
+# Values of these types do not make whylogs raise, except ints beyond int64 and strings
+# with lone surrogates (checked by _trackable); a batch holding anything else is tracked
+# so that one bad value cannot spoil the profile (see _buckets).
 PLAIN_TYPES: Final = frozenset({int, float, str, bool, type(None)})
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
 
 INT64: Final = np.dtype(np.int64)
 FLOAT64: Final = np.dtype(np.float64)
@@ -128,7 +131,7 @@ def column_array(values: Sequence[Any]) -> tuple[np.ndarray, bool]:
                 return np.array(values, dtype=np.int64), True
             except OverflowError:
                 pass
-    return _object_array(values), kinds <= PLAIN_TYPES
+    return _object_array(values), kinds <= PLAIN_TYPES and _trackable(values, kinds)
 
 
 def _object_array(values: Sequence[Any] | np.ndarray) -> np.ndarray:
@@ -142,8 +145,31 @@ def _object_array(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     return array
 
 
+def _trackable(values: Sequence[Any], kinds: set[type]) -> bool:
+    """Whether whylogs can track these plain values without raising."""
+    if int in kinds and not all(
+        _INT64_MIN <= value <= _INT64_MAX for value in values if type(value) is int
+    ):
+        return False
+    if str in kinds:
+        text = "".join([value for value in values if type(value) is str])
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
+
+
 def column_name(key: Hashable) -> str:
-    return key if type(key) is str else str(key)
+    name = key if type(key) is str else str(key)
+    if not name.isascii():
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            # A profile holding this column name could not be serialized at all.
+            raise ValueError(f"column name {name!r} is not valid Unicode text") from None
+    return name
 
 
 def rows_to_frame(rows: Sequence[dict[Any, Any]]) -> tuple[pd.DataFrame, bool]:

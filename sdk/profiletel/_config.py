@@ -38,6 +38,8 @@ WHYLABS_API_KEY: Final = "WHYLABS_API_KEY"
 WHYLABS_DEFAULT_ORG_ID: Final = "WHYLABS_DEFAULT_ORG_ID"
 WHYLABS_API_ENDPOINT: Final = "WHYLABS_API_ENDPOINT"
 
+PROFILETEL_MAX_COLUMNS: Final = "PROFILETEL_MAX_COLUMNS"
+
 DEFAULT_EXPORTERS: Final = ("local",)
 DEFAULT_AGGREGATE_BY: Final = TimeGranularity.Hour
 DEFAULT_WRITE_SCHEDULE: Final = Schedule(TimeGranularity.Minute, 10)
@@ -53,6 +55,10 @@ MASK: Final = "***"
 
 _TRUE: Final = ("1", "true", "yes", "on")
 _FALSE: Final = ("0", "false", "no", "off")
+
+# whylogs costs about a millisecond per column per batch (and more for the first batch
+# of a profile); a row wider than this is far more likely a bug than a real schema.
+DEFAULT_MAX_COLUMNS: Final = 1_000
 
 
 def _env(environ: Mapping[str, str] | None, name: str) -> str | None:
@@ -132,6 +138,17 @@ def strict_plugins_from_env(environ: Mapping[str, str] | None = None) -> bool:
             f"{', '.join(_TRUE + _FALSE)}"
         )
     return text in _TRUE
+
+
+def max_columns_from_env(environ: Mapping[str, str] | None = None) -> int:
+    value = _env(environ, PROFILETEL_MAX_COLUMNS)
+    if value is None:
+        return DEFAULT_MAX_COLUMNS
+    if not value.strip().isdigit() or int(value) < 1:
+        raise ConfigurationError(
+            f"{PROFILETEL_MAX_COLUMNS}={value!r} is not a whole number of columns >= 1"
+        )
+    return int(value)
 
 
 def check_bucket_granularity(granularity: TimeGranularity) -> TimeGranularity:

@@ -24,6 +24,7 @@ from ._deadletter import DeadLetterStore
 from ._errors import ExportError
 from ._profile import BucketProfile
 from ._spool import Spool, SpooledProfile
+from ._threads import block_stop_signals
 from ._time import iso_utc
 
 __all__ = ["ExportChannel", "ExportOutcome", "call_exporter", "exporter_name"]
@@ -216,6 +217,7 @@ class ExportChannel:
             self._thread.start()
 
     def _run(self) -> None:
+        block_stop_signals()
         while True:
             with self._cond:
                 while self._completed >= self._requested and not self._closed:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from whylogs.core import DatasetSchema
 
+from . import _config
 from ._buckets import TimedFrame
 from ._processor import Dataset
 
@@ -39,13 +40,15 @@ class _Sink(Protocol):
 
 
 def to_timestamp_ms(value: Any) -> int:
-    """Epoch milliseconds from an ``int``/``float`` in ms, an aware ``datetime`` (pandas
-    ``Timestamp`` included), or a ``numpy.datetime64`` (read as UTC).
+    """Epoch milliseconds from an ``int``/``float`` in ms (a float is floored), an aware
+    ``datetime`` (pandas ``Timestamp`` included), or a ``numpy.datetime64`` (read as UTC).
 
-    :raises ValueError: for a naive ``datetime``, NaN or infinity, or a time more than
-        one day ahead of now.
+    :raises ValueError: for a naive ``datetime``, NaT, NaN or infinity, a time before
+        1970-01-01, or a time more than one day ahead of now.
     :raises TypeError: for any other type.
     """
+    if value is pd.NaT:
+        raise ValueError("timestamp_ms got NaT (pandas' missing time); pass a time, or None")
     if isinstance(value, bool):
         raise TypeError("timestamp_ms must be epoch milliseconds, not a bool")
     if isinstance(value, (int, np.integer)):
@@ -73,6 +76,13 @@ def to_timestamp_ms(value: Any) -> int:
             "timestamp_ms must be epoch milliseconds (int), an aware datetime or None, "
             f"got {type(value).__name__}"
         )
+    if millis < 0:
+        # Before the epoch: buckets and file names are not defined for it on every
+        # platform (Windows has no negative timestamps).
+        raise ValueError(
+            f"timestamp {millis} ms is before 1970-01-01; profiletel takes event times from "
+            "the epoch on, in epoch milliseconds"
+        )
     if millis > time.time_ns() // 1_000_000 + _MAX_FUTURE_MS:
         raise ValueError(
             f"timestamp {millis} ms is more than one day in the future; check its unit "
@@ -87,8 +97,10 @@ class DatasetLogger:
     Get one with :func:`profiletel.get_logger` or :meth:`ProfileProvider.get_logger`.
     """
 
-    __slots__ = ("dataset_id", "schema", "timestamp_column", "_dataset", "_sink",
-                 "_warned_seconds")
+    __slots__ = (
+        "dataset_id", "schema", "timestamp_column", "_dataset", "_sink", "_warned_seconds",
+        "_max_columns",
+    )
 
     def __init__(
         self, dataset: Dataset, sink: _Sink, timestamp_column: str | None = None
@@ -104,6 +116,7 @@ class DatasetLogger:
         self._dataset = dataset
         self._sink = sink
         self._warned_seconds = False
+        self._max_columns = _config.max_columns_from_env()
 
     def log(self, data: Any, timestamp_ms: Any = None, *, sync: bool = False) -> None:
         """Log ``data`` at ``timestamp_ms``.
@@ -111,36 +124,45 @@ class DatasetLogger:
         :param data: a row (``dict`` of column name to value), a list of rows, or a
             pandas DataFrame. Rows and frames are copied (shallowly for rows; a frame's
             column arrays, not the objects its cells point to), so the caller may reuse
-            them after the call. With the logger's ``timestamp_column``, each row of a
-            DataFrame goes to the bucket of its own time in that column, and
-            ``timestamp_ms`` only to rows whose time is missing or unreadable.
+            them after the call. An empty row, list or frame logs nothing. Column names that
+            are not strings are converted with ``str()``; a frame's MultiIndex columns
+            become their levels joined by ``.``. With the logger's ``timestamp_column``,
+            each row of a DataFrame goes to the bucket of its own time in that column,
+            and ``timestamp_ms`` only to rows whose time is missing or unreadable.
         :param timestamp_ms: the event time: epoch milliseconds (``0`` is 1970-01-01,
             not "now"), an aware ``datetime``, or ``None`` for now.
         :param sync: return only once the data is tracked, and re-raise any error.
         :raises TypeError: if ``data`` is none of the accepted types.
-        :raises ValueError: for a naive ``datetime`` or an impossible timestamp.
+        :raises ValueError: for a naive ``datetime`` or an impossible timestamp, a row
+            or frame with more than ``PROFILETEL_MAX_COLUMNS`` columns, or a frame whose
+            column names repeat.
         :raises ProviderShutdownError: after the provider shut down.
         """
         if timestamp_ms is None:
             millis = time.time_ns() // 1_000_000
         else:
             millis = to_timestamp_ms(timestamp_ms)
-            if 0 < millis < _SECONDS_SUSPECT_BELOW_MS and not self._warned_seconds:
+            if millis < _SECONDS_SUSPECT_BELOW_MS and not self._warned_seconds:
                 self._warned_seconds = True
                 _logger.warning(
-                    "Dataset %s got timestamp %d, which is in 1970 when read as milliseconds; "
-                    "if it is in seconds, multiply it by 1000. This warning shows once per "
-                    "logger.",
+                    "Dataset %s got timestamp %d, which is before 1971 when read as epoch "
+                    "milliseconds; if it is in seconds, multiply it by 1000. This warning "
+                    "shows once per logger.",
                     self.dataset_id, millis,
                 )
 
+        max_columns = self._max_columns
         if type(data) is dict:
+            if len(data) > max_columns:
+                raise _too_wide(len(data), max_columns)
+            if not data:
+                return
             payload: Any = dict(data)
             rows = 1
         elif isinstance(data, pd.DataFrame):
             if data.empty:
                 return
-            payload = data.copy(deep=True)
+            payload = _frame_copy(data, max_columns)
             rows = len(payload)
             if self.timestamp_column is not None:
                 if self.timestamp_column not in data.columns:
@@ -150,12 +172,14 @@ class DatasetLogger:
                     )
                 payload = TimedFrame(payload, self.timestamp_column)
         elif isinstance(data, list):
-            payload = [_row(item, index) for index, item in enumerate(data)]
+            payload = [_row(item, index, max_columns) for index, item in enumerate(data) if item]
             rows = len(payload)
             if not rows:
                 return
         elif isinstance(data, Mapping):
-            payload = dict(data)
+            if not data:
+                return
+            payload = _row(data, 0, max_columns)
             rows = 1
         else:
             raise TypeError(
@@ -176,12 +200,52 @@ class DatasetLogger:
         return f"DatasetLogger({self.dataset_id!r})"
 
 
-def _row(item: Any, index: int) -> dict[Any, Any]:
-    if type(item) is dict:
-        return dict(item)
-    if isinstance(item, Mapping):
-        return dict(item)
-    raise TypeError(
-        f"log() got a list whose item {index} is a {type(item).__name__}, not a row "
-        "(dict of column name to value)"
+def _row(item: Any, index: int, max_columns: int) -> dict[Any, Any]:
+    if type(item) is not dict and not isinstance(item, Mapping):
+        raise TypeError(
+            f"log() got a list whose item {index} is a {type(item).__name__}, not a row "
+            "(dict of column name to value)"
+        )
+    if len(item) > max_columns:
+        raise _too_wide(len(item), max_columns)
+    return dict(item)
+
+
+def _too_wide(columns: int, max_columns: int) -> ValueError:
+    return ValueError(
+        f"log() got {columns} columns, more than the limit of {max_columns}: whylogs spends "
+        f"about a millisecond per column per batch. Set {_config.PROFILETEL_MAX_COLUMNS} to "
+        "raise the limit, or log fewer columns"
     )
+
+
+def _frame_copy(frame: pd.DataFrame, max_columns: int) -> pd.DataFrame:
+    """A deep copy of ``frame`` whose column names are unique strings."""
+    columns = frame.columns
+    if len(columns) > max_columns:
+        raise _too_wide(len(columns), max_columns)
+    names: list[str] | None = None
+    if isinstance(columns, pd.MultiIndex):
+        names = [".".join(str(level) for level in key if str(level) != "") for key in columns]
+    elif not all(type(name) is str for name in columns):
+        names = [str(name) for name in columns]
+    checked = names if names is not None else list(columns)
+    if len(set(checked)) != len(checked):
+        repeated = sorted({name for name in checked if checked.count(name) > 1})
+        raise ValueError(
+            f"log() got a DataFrame whose column names repeat: {repeated}; rename them so "
+            "that each column has its own profile"
+        )
+    for name in checked:
+        if not name.isascii():
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(
+                    f"log() got a DataFrame column name {name!r} that is not valid Unicode "
+                    "text (lone surrogate)"
+                ) from None
+    copy = frame.copy(deep=True)
+    if names is not None:
+        copy.columns = names
+    return copy

@@ -108,17 +108,20 @@ class _Registry:
             dist = entry_point.dist
             dist_name = dist.metadata["Name"] if dist is not None else None
             dist_version = dist.version if dist is not None else None
-            if entry_point.name in self._plugins:
-                continue  # the same distribution seen twice on sys.path
+            # Two distributions may use the same entry point name; pluggy needs unique
+            # plugin names, and their exporter names are checked against each other later.
+            name = entry_point.name
+            if name in self._plugins:
+                name = f"{entry_point.name} ({dist_name or 'unknown distribution'})"
+                if name in self._plugins:
+                    continue
             try:
                 plugin = entry_point.load()
-                manager.register(plugin, name=entry_point.name)
+                manager.register(plugin, name=name)
             except Exception as exc:
-                self._fail(entry_point.name, dist_name, dist_version, exc)
+                self._fail(name, dist_name, dist_version, exc)
                 continue
-            self._plugins[entry_point.name] = PluginInfo(
-                entry_point.name, dist_name, dist_version, loaded=True
-            )
+            self._plugins[name] = PluginInfo(name, dist_name, dist_version, loaded=True)
         return manager
 
     def _fail(self, name: str, dist: str | None, version: str | None, exc: BaseException) -> None:
@@ -131,7 +134,8 @@ class _Registry:
             ) from exc
         _logger.warning(
             "Exporter plugin %r from distribution %s failed and is skipped (%s); the other "
-            "exporters keep working. Set %s=1 to make this an error.",
+            "exporters keep working. Fix or uninstall that distribution; set %s=1 to make "
+            "this an error.",
             name, dist or "unknown", reason, PROFILETEL_STRICT_PLUGINS,
         )
 
@@ -184,8 +188,20 @@ class _Registry:
             self._plugins.pop(name, None)
             self._exporters = None
 
+    def failed(self) -> list[PluginInfo]:
+        with self._lock:
+            return [info for info in self._plugins.values() if not info.loaded]
+
+    def reset_after_fork(self) -> None:
+        self._lock = threading.Lock()
+
 
 _registry = _Registry()
+
+
+def reset_after_fork() -> None:
+    """In a forked child: a new lock, in case a thread of the parent held it."""
+    _registry.reset_after_fork()
 
 
 def plugin_manager() -> pluggy.PluginManager:
@@ -228,7 +244,15 @@ def create_exporter(name: str, **options: Any) -> Writer:
     info = exporters.get(name)
     if info is None:
         known = ", ".join(sorted(exporters)) or "none"
-        raise ConfigurationError(f"no exporter named {name!r} is registered; known: {known}")
+        failed = "".join(
+            f"; plugin {p.name!r} from distribution {p.distribution or 'unknown'} failed to "
+            f"load ({p.error})"
+            for p in _registry.failed()
+        )
+        raise ConfigurationError(
+            f"no exporter named {name!r} is registered; known: {known}{failed}. "
+            "Run `profiletel plugins` to see every plugin and its status."
+        )
     try:
         exporter = info.factory(**options)
     except ConfigurationError:

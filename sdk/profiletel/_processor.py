@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -9,7 +10,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -23,6 +24,7 @@ from ._deadletter import DeadLetterStore
 from ._errors import ProviderShutdownError
 from ._export import DEFAULT_MAX_ATTEMPTS, ExportChannel
 from ._profile import BucketProfile
+from ._threads import block_stop_signals
 from ._time import Schedule, TimeGranularity, next_write_s
 
 __all__ = ["BatchProfileProcessor", "ProcessorStatus", "DatasetStatus", "Dataset"]
@@ -32,6 +34,7 @@ _logger = logging.getLogger(__name__)
 QueuePolicy = Literal["drop", "block"]
 
 DEFAULT_MAX_QUEUE_ROWS: Final = 200_000
+DEFAULT_MAX_QUEUE_BYTES: Final = 256 * 1024 * 1024
 DEFAULT_BATCH_ROWS: Final = 10_000
 # The worker tracks staged rows at the latest this long after they arrive.
 _MAX_STAGE_S: Final = 1.0
@@ -39,6 +42,7 @@ _POLL_S: Final = 0.1
 _DROP_WARNING_EVERY_S: Final = 10.0
 # Queue items the worker takes per step (rows, lists or frames).
 _DRAIN_ITEMS: Final = 25_000
+_BLOCK_POLL_S: Final = 0.005
 
 
 class Dataset:
@@ -83,6 +87,9 @@ class ProcessorStatus:
     writes: int
     exporters: tuple[str, ...]
     datasets: dict[str, DatasetStatus] = field(default_factory=dict)
+    queued_rows: int = 0
+    queued_bytes: int = 0
+    worker_restarts: int = 0
 
 
 class _Marker:
@@ -117,6 +124,9 @@ class BatchProfileProcessor:
     :param dead_letter_dir: where undeliverable profiles go; defaults to
         ``PROFILETEL_DEAD_LETTER_DIR``, else ``<PROFILETEL_LOCAL_DIR>/.dead-letter``.
     :param max_queue_rows: rows waiting for the worker before ``queue_full`` applies.
+    :param max_queue_bytes: bytes of DataFrames waiting for the worker before
+        ``queue_full`` applies, estimated by :func:`frame_nbytes`. A single list or frame
+        larger than a limit is still accepted when nothing else is queued.
     :param queue_full: ``"drop"`` (the default: never stall the caller) counts and drops
         the row; ``"block"`` waits up to ``block_timeout_s`` for room, then drops.
     :param batch_rows: rows of one bucket tracked together in one whylogs call.
@@ -131,6 +141,7 @@ class BatchProfileProcessor:
         dead_letter_dir: str | os.PathLike[str] | None = None,
         *,
         max_queue_rows: int = DEFAULT_MAX_QUEUE_ROWS,
+        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
         queue_full: QueuePolicy = "drop",
         block_timeout_s: float = 1.0,
         batch_rows: int = DEFAULT_BATCH_ROWS,
@@ -148,8 +159,12 @@ class BatchProfileProcessor:
             raise TypeError(f"write_schedule must be a Schedule or None, got {write_schedule!r}")
         if queue_full not in ("drop", "block"):
             raise ValueError(f"queue_full must be 'drop' or 'block', got {queue_full!r}")
-        if max_queue_rows < 1 or batch_rows < 1 or max_attempts < 1:
-            raise ValueError("max_queue_rows, batch_rows and max_attempts must be at least 1")
+        if min(max_queue_rows, max_queue_bytes, batch_rows, max_attempts) < 1:
+            raise ValueError(
+                "max_queue_rows, max_queue_bytes, batch_rows and max_attempts must be at least 1"
+            )
+        if not block_timeout_s >= 0:
+            raise ValueError(f"block_timeout_s must be >= 0, got {block_timeout_s!r}")
 
         self.aggregate_by = aggregate_by
         self.write_schedule = write_schedule
@@ -158,6 +173,7 @@ class BatchProfileProcessor:
         )
         self._unit_ms = aggregate_by.milliseconds
         self._max_queue_rows = max_queue_rows
+        self._max_queue_bytes = max_queue_bytes
         self._queue_full = queue_full
         self._block_timeout_s = block_timeout_s
         self._batch_rows = batch_rows
@@ -172,6 +188,7 @@ class BatchProfileProcessor:
     def _init_state(self) -> None:
         self._queue: deque[Any] = deque()
         self._bulk_rows = 0  # rows queued inside lists and frames, beyond one per item
+        self._queued_bytes = 0  # frame_nbytes() of the frames in the queue
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._aggregates: dict[Dataset, DatasetAggregate] = {}
@@ -184,6 +201,9 @@ class BatchProfileProcessor:
         self._stopping = False
         self._worker: threading.Thread | None = None
         self._worker_error: BaseException | None = None
+        self._worker_restarts = 0
+        # Futures of log(sync=True) calls, so that a dying worker cannot leave one unanswered.
+        self._sync_results: weakref.WeakSet[Future] = weakref.WeakSet()
         self._next_write = (
             next_write_s(self.write_schedule, time.time()) if self.write_schedule else None
         )
@@ -208,7 +228,7 @@ class BatchProfileProcessor:
         self._queue.append(done)
         self._wake.set()
         if self._worker is None or not self._worker.is_alive():
-            self._run_in_caller()
+            self._recover_worker()
         return done
 
     # The caller's side
@@ -226,30 +246,49 @@ class BatchProfileProcessor:
             raise ProviderShutdownError(
                 f"cannot log to dataset {dataset.dataset_id!r}: the processor has shut down"
             )
-        queue = self._queue
-        if len(queue) + self._bulk_rows + rows > self._max_queue_rows and not self._make_room(
-            rows
-        ):
+        if self._worker_error is not None:
+            self._recover_worker()
+        nbytes = frame_nbytes(data) if type(data) is not dict and rows > 0 and not isinstance(
+            data, list
+        ) else 0
+        if not self._has_room(rows, nbytes) and not self._make_room(rows, nbytes):
             self._drop(dataset.dataset_id, rows, result)
             return
-        if rows != 1 or type(data) is not dict:
+        item = (dataset, timestamp_ms, data, result)
+        queue = self._queue
+        if rows == 1 and type(data) is dict and result is None:
+            queue.append(item)
+        else:
+            # Under the lock, so that the counts and the sync futures match the queue.
             with self._lock:
                 self._bulk_rows += rows - 1
-        queue.append((dataset, timestamp_ms, data, result))
+                self._queued_bytes += nbytes
+                if result is not None:
+                    self._sync_results.add(result)
+                queue.append(item)
         if (result is not None or len(queue) >= self._batch_rows) and not self._wake.is_set():
             self._wake.set()
-        if self._worker_error is not None:
-            self._restart_worker()
 
-    def _make_room(self, rows: int) -> bool:
+    def _has_room(self, rows: int, nbytes: int) -> bool:
+        # An item over a limit on its own still goes into an empty queue: the caller
+        # holds it in memory already, and refusing it would drop it every time.
+        queued = len(self._queue) + self._bulk_rows
+        if queued and queued + rows > self._max_queue_rows:
+            return False
+        queued_bytes = self._queued_bytes
+        return not (queued_bytes and queued_bytes + nbytes > self._max_queue_bytes)
+
+    def _make_room(self, rows: int, nbytes: int) -> bool:
         self._wake.set()
         if self._queue_full != "block":
             return False
         deadline = time.monotonic() + self._block_timeout_s
         while time.monotonic() < deadline:
-            time.sleep(0.001)
-            if len(self._queue) + self._bulk_rows + rows <= self._max_queue_rows:
+            time.sleep(_BLOCK_POLL_S)
+            if self._has_room(rows, nbytes):
                 return True
+            if self._worker_error is not None:
+                self._recover_worker()
         return False
 
     def _drop(self, dataset_id: str, rows: int, result: Future | None) -> None:
@@ -263,9 +302,10 @@ class BatchProfileProcessor:
                 self._last_drop_warning = now
         if warn:
             _logger.warning(
-                "The profiling queue is full (%d rows): dropped %d row(s) since the last "
-                "warning. Raise max_queue_rows, use queue_full='block', or log less often.",
-                self._max_queue_rows, dropped,
+                "The profiling queue is full (%d rows or %d bytes of DataFrames): dropped %d "
+                "row(s) since the last warning; status() counts them per dataset. Raise "
+                "max_queue_rows or max_queue_bytes, use queue_full='block', or log less often.",
+                self._max_queue_rows, self._max_queue_bytes, dropped,
             )
         if result is not None:
             result.set_exception(
@@ -282,21 +322,50 @@ class BatchProfileProcessor:
 
     def _start_worker(self) -> None:
         self._worker_error = None
-        self._worker = threading.Thread(target=self._run, name="profiletel-processor", daemon=True)
+        self._worker = threading.Thread(target=self._work, name="profiletel-processor", daemon=True)
         self._worker.start()
 
-    def _restart_worker(self) -> None:
+    def _work(self) -> None:
+        block_stop_signals()
+        self._run()
+        if self._worker_error is not None:
+            self._fail_orphaned_results()
+
+    def _fail_orphaned_results(self) -> None:
+        """The worker died: fail the ``log(sync=True)`` calls whose rows it held, so that
+        they raise now instead of timing out. Those still queued wait for the next worker."""
+        with self._lock:
+            queued = {
+                id(item[3]) for item in self._queue.copy()
+                if type(item) is tuple and item[3] is not None
+            }
+            orphans = [f for f in list(self._sync_results) if id(f) not in queued]
+        error = RuntimeError(
+            "the profiling worker died while it held these rows; they may be missing from "
+            "the profiles"
+        )
+        for future in orphans:
+            # One answered before the worker died keeps its answer.
+            with contextlib.suppress(InvalidStateError):
+                future.set_exception(error)
+
+    def _recover_worker(self) -> None:
+        """The worker died: say so once and start a new one. Rows still queued or staged
+        are kept; the next worker tracks them."""
         with self._lock:
             error, worker = self._worker_error, self._worker
-            if error is None or (worker is not None and worker.is_alive()):
+            if worker is not None and worker.is_alive():
                 return
-            self._worker_error = None
+            self._start_worker()
+            if error is None:
+                return  # it stopped normally; nothing to report
+            self._worker_restarts += 1
         _logger.error(
-            "The profiling worker died (%s: %s); a new one was started and no queued row was "
-            "lost. Please report this as a bug.",
-            type(error).__name__, error,
+            "The profiling worker died (%s); a new one was started. Rows still queued were "
+            "kept; rows it was tracking at that moment may be missing from the profiles. "
+            "Please report this as a bug, with the traceback logged at DEBUG level.",
+            f"{type(error).__name__}: {error}",
         )
-        self._start_worker()
 
     def _run(self) -> None:
         try:
@@ -329,7 +398,7 @@ class BatchProfileProcessor:
         futures: list[Future] = []
         groups: dict[tuple[Dataset, int], list[dict]] = {}
         frames: list[tuple[Dataset, int, pd.DataFrame]] = []
-        bulk = 0
+        bulk = nbytes = 0
         # A bounded step frees room in the queue sooner for callers that wait for it.
         for _ in range(min(len(queue), _DRAIN_ITEMS)):
             item = queue.popleft()
@@ -351,12 +420,14 @@ class BatchProfileProcessor:
                 groups.setdefault((dataset, start), []).extend(data)
             else:
                 bulk += len(data) - 1
+                nbytes += frame_nbytes(data)
                 frames.append((dataset, start, data))
             if result is not None:
                 futures.append(result)
-        if bulk:
+        if bulk or nbytes:
             with self._lock:
                 self._bulk_rows -= bulk
+                self._queued_bytes -= nbytes
 
         for (dataset, start), rows in groups.items():
             self._aggregate(dataset).stage_rows(start, rows)
@@ -444,10 +515,23 @@ class BatchProfileProcessor:
         marker = _Marker()
         self._queue.append(marker)
         self._wake.set()
-        if self._worker is None or not self._worker.is_alive():
-            self._run_in_caller()
-        if not marker.done.wait(max(0.0, deadline - time.monotonic())):
-            return False
+        recoveries = 0
+        while not marker.done.wait(max(0.0, min(_POLL_S, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                return False
+            worker = self._worker
+            if worker is not None and worker.is_alive():
+                continue
+            # The worker died, perhaps holding the marker: start another and ask again.
+            # Twice at most, so that a bug that kills every worker cannot loop here.
+            if recoveries == 2:
+                return False
+            recoveries += 1
+            if not any(item is marker for item in self._queue.copy()):
+                marker = _Marker()
+                self._queue.append(marker)
+            self._recover_worker()
+            self._wake.set()
         rounds_done = all(
             channel.wait_round(ticket, deadline) for channel, ticket in marker.tickets
         )
@@ -459,16 +543,6 @@ class BatchProfileProcessor:
 
     def _given_up(self) -> int:
         return sum(channel.dead_lettered + channel.lost for channel in self._channels)
-
-    def _run_in_caller(self) -> None:
-        """The worker is gone (it died, or this is shutdown): do its work here."""
-        with self._lock:
-            if self._worker is not None and self._worker.is_alive():
-                return
-            self._worker_error = None
-        self._drain()
-        while self._queue:  # each step takes a bounded number of items
-            self._drain()
 
     def shutdown(self, timeout_s: float = 30) -> bool:
         """Write everything, retry failed exports until ``timeout_s`` runs out, and
@@ -482,7 +556,17 @@ class BatchProfileProcessor:
             _logger.warning("shutdown() was called twice; the second call does nothing.")
             return False
         self._shutdown = True
-        written = self._flush(deadline) or not self._queue
+        writes = self._writes
+        self._flush(deadline)
+        # Rows the worker has not turned into profiles by now are lost at exit.
+        written = self._writes > writes
+        if self._dropped_since_warning:
+            _logger.warning(
+                "%d more row(s) were dropped on a full profiling queue since the last "
+                "warning. Raise max_queue_rows or max_queue_bytes if this happens often.",
+                self._dropped_since_warning,
+            )
+            self._dropped_since_warning = 0
         self._stopping = True
         self._wake.set()
 
@@ -510,6 +594,8 @@ class BatchProfileProcessor:
         with self._lock:
             aggregates = list(self._aggregates.values())
             counts = {name: c for name, c in self._counts.items()}
+            # Counts a pending flush request as a row too: close enough for a health check.
+            queued_rows = len(self._queue) + self._bulk_rows
         buckets_by_dataset: dict[str, int] = {}
         for aggregate in aggregates:
             buckets_by_dataset[aggregate.dataset_id] = (
@@ -541,6 +627,9 @@ class BatchProfileProcessor:
             writes=self._writes,
             exporters=tuple(c.name for c in self._channels),
             datasets=datasets,
+            queued_rows=queued_rows,
+            queued_bytes=self._queued_bytes,
+            worker_restarts=self._worker_restarts,
         )
 
     def _reset_after_fork(self) -> None:
@@ -552,11 +641,21 @@ class BatchProfileProcessor:
         self._start_worker()
 
 
-def _reset_processors_after_fork() -> None:
+def reset_processors_after_fork() -> None:
+    """In a forked child: give every running processor a fresh worker and empty state.
+    Called by the one fork hook, in :mod:`profiletel._lifecycle`."""
     for processor in list(_live_processors):
         if not processor._shutdown:
             processor._reset_after_fork()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_processors_after_fork)
+def frame_nbytes(frame: pd.DataFrame) -> int:
+    """The bytes a queued DataFrame counts against ``max_queue_bytes``.
+
+    ``memory_usage(deep=False)``: exact for numeric, boolean and datetime columns, one
+    pointer per value for object columns (their strings are not measured, since doing
+    so costs about as much as profiling them).
+    """
+    # A frame logged with a timestamp column travels wrapped in a TimedFrame.
+    frame = getattr(frame, "frame", frame)
+    return int(frame.memory_usage(index=True, deep=False).sum())

@@ -33,13 +33,16 @@ def safe_path_part(text: str) -> str:
 
     Percent-encoding keeps letters, digits, ``-``, ``_`` and ``.`` and encodes the rest
     (``/``, spaces, NUL, non-ASCII), so the original stays recoverable with
-    :func:`unsafe_path_part`. A leading dot and Windows device names are encoded too;
-    a very long part is cut and ends in a hash of the whole.
+    :func:`unsafe_path_part`. A leading or trailing dot (Windows drops a trailing one)
+    and Windows device names are encoded too; a very long part is cut and ends in a
+    hash of the whole.
     """
     encoded = quote(text, safe="-_")
     encoded = encoded.replace(".", "%2E") if encoded.strip(".") == "" else encoded
     if encoded.startswith("."):
         encoded = "%2E" + encoded[1:]
+    if encoded.endswith("."):
+        encoded = encoded[:-1] + "%2E"
     if _WINDOWS_RESERVED.match(encoded):
         encoded = f"%{ord(encoded[0]):02X}{encoded[1:]}"
     if not encoded:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Final
@@ -80,11 +81,22 @@ class _Datasets:
         self._lock = threading.Lock()
         self._by_id: dict[str, Dataset] = {}
 
+    def reset_after_fork(self) -> None:
+        self._lock = threading.Lock()
+
     def get(self, dataset_id: str, schema: DatasetSchema | None) -> Dataset:
         if not isinstance(dataset_id, str):
             raise TypeError(f"dataset_id must be a str, got {type(dataset_id).__name__}")
         if not dataset_id:
             raise ValueError("dataset_id must not be empty")
+        if not dataset_id.isascii():
+            try:
+                dataset_id.encode("utf-8")
+            except UnicodeEncodeError:
+                # A lone surrogate cannot be serialized into a profile nor named on disk.
+                raise ValueError(
+                    f"dataset_id {dataset_id!r} is not valid Unicode text (lone surrogate)"
+                ) from None
         if schema is not None and not isinstance(schema, DatasetSchema):
             raise TypeError(f"schema must be a whylogs DatasetSchema, got {type(schema).__name__}")
         if schema is not None and schema.segments:
@@ -102,6 +114,34 @@ class _Datasets:
 
 
 _live_providers: weakref.WeakSet[ProfileProvider] = weakref.WeakSet()
+
+
+class _MainThreadShutdowns:
+    """Counts the provider shutdowns running in the main thread, where Python runs
+    signal handlers. A handler that interrupts one must not flush on top of it (the
+    interrupted code may hold a lock the flush needs): it leaves ``after`` to run once
+    the shutdown is over (see :mod:`profiletel._lifecycle`)."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.after: Callable[[], None] | None = None
+
+    @contextlib.contextmanager
+    def track(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+            if self.depth == 0 and self.after is not None:
+                after, self.after = self.after, None
+                after()
+
+
+main_thread_shutdowns = _MainThreadShutdowns()
 
 
 class ProfileProvider:
@@ -179,12 +219,15 @@ class ProfileProvider:
         if self._shutdown:
             _logger.warning("shutdown() was called twice on a provider; the second does nothing.")
             return False
-        self._shutdown = True
         deadline = time.monotonic() + timeout_s
-        results = [
-            processor.shutdown(max(0.0, deadline - time.monotonic()))
-            for processor in self._processors
-        ]
+        # Tracked from before the flag is set, so that a signal handler never finds this
+        # provider shut down while its shutdown has yet to run.
+        with main_thread_shutdowns.track():
+            self._shutdown = True
+            results = [
+                processor.shutdown(max(0.0, deadline - time.monotonic()))
+                for processor in self._processors
+            ]
         return all(results)
 
     @property
@@ -257,6 +300,15 @@ class _GlobalSink:
     def force_flush(self, timeout_s: float = 30) -> bool:
         provider = self.provider
         return provider.force_flush(timeout_s) if provider is not None else False
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: new locks, and no rows waiting for a provider (the parent
+        still holds them, and hands them to its own provider)."""
+        self.lock = threading.RLock()
+        self._buffer = []
+        self.buffered_rows = 0
+        self.overflowed_rows = 0
+        self.datasets.reset_after_fork()
 
 
 _global = _GlobalSink()
@@ -371,17 +423,55 @@ def _create_named(name: str, options: Mapping[str, Mapping[str, Any]], source: s
         raise
 
 
-def _shutdown_at_exit() -> None:
-    """Flush every live provider when the interpreter exits, within the exit timeout."""
+def shutdown_live_providers(timeout_s: float) -> bool:
+    """Shut down every provider not shut down yet, within ``timeout_s`` in all.
+
+    :returns: ``True`` if every profile was delivered in time.
+    """
+    deadline = time.monotonic() + timeout_s
+    with main_thread_shutdowns.track():
+        results = [
+            provider.shutdown(max(0.0, deadline - time.monotonic()))
+            for provider in list(_live_providers)
+            if not provider.is_shut_down
+        ]
+    return all(results)
+
+
+def flush_live_providers(timeout_s: float) -> bool:
+    """Flush every provider not shut down yet, within ``timeout_s`` in all; they keep
+    running.
+
+    :returns: ``True`` if every profile was delivered in time.
+    """
+    deadline = time.monotonic() + timeout_s
+    results = [
+        provider.force_flush(max(0.0, deadline - time.monotonic()))
+        for provider in list(_live_providers)
+        if not provider.is_shut_down
+    ]
+    return all(results)
+
+
+def exit_timeout_s() -> float:
+    """``PROFILETEL_EXIT_TIMEOUT_S``, or its default with a warning if it is invalid."""
     try:
-        timeout_s = _config.exit_timeout_from_env()
+        return _config.exit_timeout_from_env()
     except ConfigurationError as exc:
         _logger.warning("%s; using %s s.", exc, _config.DEFAULT_EXIT_TIMEOUT_S)
-        timeout_s = _config.DEFAULT_EXIT_TIMEOUT_S
-    deadline = time.monotonic() + timeout_s
+        return _config.DEFAULT_EXIT_TIMEOUT_S
+
+
+def reset_after_fork() -> None:
+    """In a forked child: fresh locks for the global sink and every provider's datasets."""
+    _global.reset_after_fork()
     for provider in list(_live_providers):
-        if not provider.is_shut_down:
-            provider.shutdown(max(0.0, deadline - time.monotonic()))
+        provider._datasets.reset_after_fork()
+
+
+def _shutdown_at_exit() -> None:
+    """Flush every live provider when the interpreter exits, within the exit timeout."""
+    shutdown_live_providers(exit_timeout_s())
     if _global.buffered_rows:
         _logger.warning(
             "%d row(s) were logged but profiletel was never configured; they were not "
