@@ -246,3 +246,22 @@ def test_plugins_command_lists_every_exporter_with_its_distribution(
     assert by_name["local"] == ["local", "local", "profiletel", version, "loaded"]
     assert by_name["s3"] == ["s3", "s3", "profiletel", version, "loaded"]
     assert by_name["whylabs"] == ["whylabs", "whylabs", "profiletel", version, "loaded"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_queue_rows": "x"}, "max_queue_rows must be a whole number, got 'x'"),
+        ({"max_attempts": 2.5}, "max_attempts must be a whole number, got 2.5"),
+        ({"block_timeout_s": "a"}, "block_timeout_s must be a number of seconds"),
+        ({"frobnicate": 1}, "unexpected keyword argument 'frobnicate'"),
+        ({"exporter_options": ["local"]}, "exporter_options takes"),
+        ({"exporters": "local"}, r"write exporters=\['local'\]"),
+        ({"exporters": []}, "exporters is empty"),
+    ],
+)
+def test_configure_rejects_bad_processor_options_with_a_configuration_error(
+    tmp_path: Path, options: dict, message: str
+) -> None:
+    with pytest.raises(profiletel.ConfigurationError, match=message):
+        profiletel.configure(write_schedule=None, local_dir=tmp_path, **options)

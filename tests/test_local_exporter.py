@@ -71,3 +71,23 @@ def test_base_dir_defaults_to_the_environment(
     monkeypatch.setenv("PROFILETEL_LOCAL_DIR", str(tmp_path / "from-env"))
     exporter = create_exporter("local")
     assert exporter.base_dir == tmp_path / "from-env"  # type: ignore[attr-defined]
+
+
+def test_long_segment_values_keep_file_names_under_255_bytes(tmp_path: Path) -> None:
+    from whylogs.core import DatasetSchema
+    from whylogs.core.segmentation_partition import segment_on_column
+
+    column = "c" * 200
+    exporter = create_exporter("local", base_dir=tmp_path / "profiles")
+    provider = ProfileProvider(
+        processors=[BatchProfileProcessor([exporter], dead_letter_dir=tmp_path / "dead")]
+    )
+    schema = DatasetSchema(segments=segment_on_column(column))
+    provider.get_logger("d" * 300, schema=schema).log({column: "v" * 200, "n": 1})
+
+    assert provider.shutdown(timeout_s=10)
+
+    [written] = list((tmp_path / "profiles").rglob("*.bin"))
+    assert len(written.name.encode()) < 255
+    [profile] = read_profiles(tmp_path / "profiles")
+    assert profile.segment == ((column, "v" * 200),)

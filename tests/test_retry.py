@@ -114,3 +114,25 @@ def test_shutdown_returns_within_its_timeout_when_an_exporter_hangs(tmp_path: Pa
     assert delivered is False
     assert elapsed < 10, "shutdown must not wait for a hung exporter"
     assert len(list((tmp_path / "dead" / "hanging").rglob("*.bin"))) == 1
+
+
+class _ExitingExporter(Writer):
+    exporter_name = "exiting"
+
+    def write(self, file: Any, dest: str | None = None, **kwargs: Any) -> tuple[bool, str]:
+        raise SystemExit(3)
+
+    def option(self, **kwargs: Any) -> Writer:
+        return self
+
+
+def test_an_exporter_raising_system_exit_loses_no_profile(tmp_path: Path) -> None:
+    provider = _provider(tmp_path, _ExitingExporter())
+    for hour in range(3):
+        provider.get_logger("orders").log({"n": hour}, timestamp_ms=hour * 3_600_000)
+
+    assert provider.shutdown(timeout_s=10) is False
+
+    status = provider.status()
+    assert (status.dead_lettered, status.processors[0].profiles_lost) == (3, 0)
+    assert len(list((tmp_path / "dead" / "exiting").rglob("*.bin"))) == 3

@@ -53,12 +53,14 @@ class ExportOutcome:
 
 
 def call_exporter(exporter: Writer, profile: BucketProfile) -> ExportOutcome:
-    """Call ``exporter.write`` once and classify the result; never raises ``Exception``."""
+    """Call ``exporter.write`` once and classify the result; never raises."""
     try:
         result = exporter.write(profile)
     except ExportError as exc:
         return ExportOutcome(False, exc.retryable, _describe(exc), exc.retry_after_s)
-    except Exception as exc:
+    except BaseException as exc:
+        # Even SystemExit or KeyboardInterrupt from a plugin: on this thread they would
+        # only end the channel and lose the profile in flight.
         return ExportOutcome(False, True, _describe(exc))
     success, message = _unpack(result)
     if success:

@@ -159,6 +159,13 @@ class BatchProfileProcessor:
             raise TypeError(f"write_schedule must be a Schedule or None, got {write_schedule!r}")
         if queue_full not in ("drop", "block"):
             raise ValueError(f"queue_full must be 'drop' or 'block', got {queue_full!r}")
+        counts = {"max_queue_rows": max_queue_rows, "max_queue_bytes": max_queue_bytes,
+                  "batch_rows": batch_rows, "max_attempts": max_attempts}
+        for name, value in counts.items():
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be a whole number, got {value!r}")
+        if isinstance(block_timeout_s, bool) or not isinstance(block_timeout_s, (int, float)):
+            raise TypeError(f"block_timeout_s must be a number of seconds, got {block_timeout_s!r}")
         if min(max_queue_rows, max_queue_bytes, batch_rows, max_attempts) < 1:
             raise ValueError(
                 "max_queue_rows, max_queue_bytes, batch_rows and max_attempts must be at least 1"

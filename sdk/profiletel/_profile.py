@@ -23,6 +23,8 @@ METADATA_SEGMENT: Final = "profiletel.segment"
 METADATA_PROFILE_ID: Final = "profiletel.profile_id"
 
 _MAX_PART_LEN: Final = 120
+# With a dataset part of at most 120, a name stays under the usual 255-byte limit.
+_MAX_SEGMENT_LEN: Final = 80
 _WINDOWS_RESERVED: Final = re.compile(r"^(CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])(\..*)?$", re.I)
 
 Segment = tuple[tuple[str, str], ...]
@@ -109,7 +111,13 @@ class BucketProfile(Writable):
         """``<dataset>.<bucket>[.<column>=<value>...].<id>.bin``: readable and unique."""
         bucket = datetime.fromtimestamp(self.bucket_start_ms / 1000, tz=timezone.utc)
         parts = [safe_path_part(self.dataset_id), bucket.strftime("%Y%m%dT%H%M%SZ")]
-        parts.extend(f"{safe_path_part(k)}={safe_path_part(v)}" for k, v in self.segment)
+        segment = ",".join(f"{safe_path_part(k)}={safe_path_part(v)}" for k, v in self.segment)
+        if len(segment) > _MAX_SEGMENT_LEN:
+            # File systems cap a name at 255 bytes; the profile's metadata keeps the rest.
+            digest = uuid.uuid5(uuid.NAMESPACE_URL, segment).hex[:16]
+            segment = f"{segment[: _MAX_SEGMENT_LEN - 17]}~{digest}"
+        if segment:
+            parts.append(segment)
         parts.append(self.profile_id[:16])
         return ".".join(parts) + ".bin"
 

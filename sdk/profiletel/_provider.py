@@ -377,6 +377,16 @@ def configure(
     :param processor_options: further :class:`BatchProfileProcessor` keyword options.
     :raises ConfigurationError: for an unknown exporter or an invalid value.
     """
+    if exporter_options is not None and not isinstance(exporter_options, Mapping):
+        raise ConfigurationError(
+            "exporter_options takes {exporter name: {option: value}}, got "
+            f"{type(exporter_options).__name__}"
+        )
+    if isinstance(exporters, (str, Writer)):
+        raise ConfigurationError(
+            f"exporters takes a list of exporter names or Writer instances, got {exporters!r}; "
+            f"write exporters=[{exporters!r}]"
+        )
     options = {name: dict(values) for name, values in (exporter_options or {}).items()}
     if local_dir is not None:
         options.setdefault("local", {}).setdefault("base_dir", os.fspath(local_dir))
@@ -399,13 +409,21 @@ def configure(
                 f"exporters takes exporter names or whylogs Writer instances, got {entry!r}"
             )
 
-    processor = BatchProfileProcessor(
-        built,
-        aggregate_by=resolved["aggregate_by"],
-        write_schedule=resolved["write_schedule"],
-        dead_letter_dir=resolved["dead_letter_dir"],
-        **processor_options,
-    )
+    if not built:
+        raise ConfigurationError(
+            "exporters is empty, so every profile would be thrown away; name at least one "
+            "exporter (for example exporters=['local'])"
+        )
+    try:
+        processor = BatchProfileProcessor(
+            built,
+            aggregate_by=resolved["aggregate_by"],
+            write_schedule=resolved["write_schedule"],
+            dead_letter_dir=resolved["dead_letter_dir"],
+            **processor_options,
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"configure(): {exc}") from exc
     provider = ProfileProvider(processors=[processor])
     # Install first, so that global loggers never see a provider that is shutting down.
     previous = _global.install(provider)
