@@ -35,6 +35,7 @@ from profiletel import (
     TimeGranularity,
     TransientExportError,
 )
+from profiletel._export import call_exporter
 from profiletel_exporters._common import parse_retry_after
 from profiletel_exporters.whylabs import DEFAULT_ENDPOINT, WhyLabsExporter
 
@@ -357,3 +358,24 @@ def test_retry_after_reads_seconds_or_an_http_date(
     header: str | None, seconds: float | None
 ) -> None:
     assert parse_retry_after(header) == seconds
+
+
+def test_key_in_a_reason_phrase_or_userinfo_in_the_endpoint_is_never_shown(
+    whylabs: WhyLabsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import requests
+
+    exporter = profiletel.create_exporter(
+        "whylabs", api_key=WHYLABS_API_KEY, endpoint="http://user:secret-pw@127.0.0.1:9"
+    )
+    answer = requests.Response()
+    answer.status_code = 500
+    answer.reason = f"bad key {WHYLABS_API_KEY}"
+    monkeypatch.setattr(exporter._session, "request", lambda *a, **k: answer)  # type: ignore[attr-defined]
+    profile = profiletel.BucketProfile.from_bytes(_one_row_view())
+
+    outcome = call_exporter(exporter, profile)
+
+    assert not outcome.ok and "HTTP 500 bad key ***" in outcome.error
+    assert WHYLABS_API_KEY not in outcome.error
+    assert "secret-pw" not in repr(exporter)

@@ -201,7 +201,9 @@ class WhyLabsExporter(Writer):
         status = response.status_code
         if 200 <= status < 300:
             return response
-        message = f"whylabs: {what} answered HTTP {status} {response.reason or ''}".rstrip()
+        # A server may echo what it was sent, the key included, in its reason phrase.
+        reason = scrub(response.reason or "", (self._api_key, secret))
+        message = f"whylabs: {what} answered HTTP {status} {reason}".rstrip()
         if method == "PUT" and status in (401, 403):
             # Upload URLs are signed and expire; the next attempt asks for a fresh one.
             raise TransientExportError(
@@ -222,9 +224,18 @@ class WhyLabsExporter(Writer):
 
     def __repr__(self) -> str:
         return (
-            f"WhyLabsExporter(endpoint={self.endpoint!r}, org_id={self.org_id!r}, "
+            f"WhyLabsExporter(endpoint={_without_userinfo(self.endpoint)!r}, "
+            f"org_id={self.org_id!r}, "
             f"dataset_id={self.dataset_id!r})"
         )
+
+
+def _without_userinfo(url: str) -> str:
+    """``url`` without any ``user:password@`` part, for display."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
 
 
 def _hint(status: int, resource: str) -> str:
