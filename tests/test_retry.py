@@ -136,3 +136,22 @@ def test_an_exporter_raising_system_exit_loses_no_profile(tmp_path: Path) -> Non
     status = provider.status()
     assert (status.dead_lettered, status.processors[0].profiles_lost) == (3, 0)
     assert len(list((tmp_path / "dead" / "exiting").rglob("*.bin"))) == 3
+
+
+def test_a_column_met_after_a_rejected_row_still_counts_every_row_of_the_bucket(
+    tmp_path: Path,
+) -> None:
+    recording = RecordingExporter()
+    provider = _provider(tmp_path, recording)
+    log = provider.get_logger("orders")
+    for row in ({"a": 1}, {"a": 10**30}, {"a": 2}, {"b": "x", "a": 3}):
+        log.log(row, timestamp_ms=0, sync=row["a"] != 10**30)
+
+    provider.shutdown(timeout_s=10)
+
+    [profile] = recording.profiles
+    columns = profile.view.get_columns()
+    assert provider.status().rows_rejected == 1
+    assert columns["a"].get_metric("counts").n.value == 3
+    assert columns["b"].get_metric("counts").n.value == 3
+    assert columns["b"].get_metric("counts").null.value == 2

@@ -17,6 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from whylogs.core import DatasetProfile, DatasetProfileView, DatasetSchema
+from whylogs.core.metrics.column_metrics import ColumnCountsMetric
+from whylogs.core.metrics.metric_components import IntegralComponent
+from whylogs.core.view.column_profile_view import ColumnProfileView
 
 from ._columns import (
     BatchColumn,
@@ -447,7 +450,46 @@ class DatasetAggregate:
             merged = parts[0]
             for part in parts[1:]:
                 merged = merged.merge(part)
+            if len(parts) > 1:
+                merged = _pad_missing_columns(merged, parts)
             yield BucketProfile(self.dataset_id, bucket.start_ms, merged, segment)
+
+
+def _rows_of(view: Any) -> int:
+    counts = [
+        column.get_metric("counts").n.value
+        for column in view.get_columns().values()
+        if column is not None and column.get_metric("counts") is not None
+    ]
+    return max(counts, default=0)
+
+
+def _pad_missing_columns(merged: Any, parts: list[Any]) -> Any:
+    """Count as nulls the rows of the parts that lack a column, so that every column of
+    the bucket counts every row, as within one part. Parts come from different routes
+    (rows tracked below whylogs, rows isolated after a rejection, whylogs' own track)."""
+    total = sum(_rows_of(part) for part in parts)
+    padding: dict[str, ColumnProfileView] = {}
+    for name, column in merged.get_columns().items():
+        counts = column.get_metric("counts") if column is not None else None
+        if counts is None or counts.n.value >= total:
+            continue
+        missing = total - counts.n.value
+        padding[name] = ColumnProfileView(
+            metrics={
+                "counts": ColumnCountsMetric(
+                    n=IntegralComponent(missing), null=IntegralComponent(missing)
+                )
+            }
+        )
+    if not padding:
+        return merged
+    pad = DatasetProfileView(
+        columns=padding,
+        dataset_timestamp=merged.dataset_timestamp,
+        creation_timestamp=merged.creation_timestamp,
+    )
+    return merged.merge(pad)
 
 
 def _fill(column: RawColumn | ColumnState, count: int) -> None:
