@@ -18,6 +18,9 @@ from whylogs.api.writer import Writer  # noqa: E402
 import profiletel  # noqa: E402
 from profiletel import _provider  # noqa: E402
 
+# The loopback S3 and WhyLabs server fixtures, `s3` and `whylabs`.
+pytest_plugins = ("servers",)
+
 
 @pytest.fixture(autouse=True)
 def _fresh_global_provider() -> Iterator[None]:

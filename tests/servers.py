@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -430,3 +430,37 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # the tests read self.owner.seen instead
+
+
+# Fixtures shared by every test module that needs a server; conftest.py registers this
+# module as a pytest plugin.
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[S3Server]:
+    """A moto S3 server on loopback, with AWS settings that cannot reach any other host."""
+    isolate_network_env(monkeypatch, tmp_path)
+    server = S3Server()
+    server.start()
+    try:
+        yield server
+    finally:
+        if not server.running:  # a test may have stopped it to fake an outage
+            server.start()
+        server.reset()
+        server.stop()
+
+
+@pytest.fixture
+def whylabs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[WhyLabsServer]:
+    """A WhyLabs-compatible server on loopback, with the WHYLABS_* variables aimed at it."""
+    isolate_network_env(monkeypatch, tmp_path)
+    server = WhyLabsServer()
+    server.start()
+    monkeypatch.setenv("WHYLABS_API_KEY", WHYLABS_API_KEY)
+    monkeypatch.setenv("WHYLABS_API_ENDPOINT", server.url)
+    monkeypatch.delenv("WHYLABS_DEFAULT_ORG_ID", raising=False)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -72,6 +72,7 @@ def test_rows_beyond_the_pre_configure_buffer_are_counted_and_warned_once(
     )
     assert provider.force_flush(timeout_s=10)
     assert _rows_by_bucket(exporter) == {0: limit}
+    assert (provider.status().rows_overflowed, provider.status().rows_dropped) == (5, 5)
 
 
 def test_configure_again_flushes_the_old_provider_and_loggers_follow_the_new_one(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ from servers import (
     WhyLabsServer,
     column_counts,
     files_under,
-    isolate_network_env,
     read_bucket,
     status,
 )
@@ -31,25 +29,6 @@ from profiletel_exporters.s3 import object_key
 BUCKET = "profiles"
 
 
-@pytest.fixture
-def whylabs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[WhyLabsServer]:
-    isolate_network_env(monkeypatch, tmp_path)
-    server = WhyLabsServer()
-    server.start()
-    monkeypatch.setenv("WHYLABS_API_KEY", WHYLABS_API_KEY)
-    monkeypatch.setenv("WHYLABS_API_ENDPOINT", server.url)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[S3Server]:
-    isolate_network_env(monkeypatch, tmp_path)
-    server = S3Server()
-    server.start()
-    yield server
-    server.reset()
-    server.stop()
 
 
 def _profile(dataset_id: str, rows: int) -> BucketProfile:

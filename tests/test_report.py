@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from browser import chromium_path, visit
-from servers import S3Server, isolate_network_env
+from servers import S3Server
 
 from profiletel import BucketProfile
 from profiletel._report import (
@@ -235,17 +234,6 @@ def test_page_refers_to_no_other_file_or_host(flight_profiles: Path) -> None:
     assert "@import" not in html
     assert "url(" not in html
 
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[S3Server]:
-    isolate_network_env(monkeypatch, tmp_path)
-    server = S3Server()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.reset()
-        server.stop()
 
 
 def test_report_reads_an_s3_prefix(

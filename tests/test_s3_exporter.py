@@ -7,7 +7,6 @@ import logging
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from servers import (
     column_counts,
     dead_letter_profiles,
     files_under,
-    isolate_network_env,
     read_bucket,
     wait_until,
 )
@@ -41,17 +39,6 @@ from profiletel_exporters.s3 import S3Exporter, classify_s3_error, object_key
 
 BUCKET = "profiles"
 
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[S3Server]:
-    isolate_network_env(monkeypatch, tmp_path)
-    server = S3Server()
-    server.start()
-    yield server
-    if not server.running:
-        server.start()
-    server.reset()
-    server.stop()
 
 
 def _ms(text: str) -> int:

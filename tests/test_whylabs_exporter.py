@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -38,18 +37,6 @@ from profiletel import (
 from profiletel._export import call_exporter
 from profiletel_exporters._common import parse_retry_after
 from profiletel_exporters.whylabs import DEFAULT_ENDPOINT, WhyLabsExporter
-
-
-@pytest.fixture
-def whylabs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[WhyLabsServer]:
-    isolate_network_env(monkeypatch, tmp_path)
-    server = WhyLabsServer()
-    server.start()
-    monkeypatch.setenv("WHYLABS_API_KEY", WHYLABS_API_KEY)
-    monkeypatch.setenv("WHYLABS_API_ENDPOINT", server.url)
-    monkeypatch.delenv("WHYLABS_DEFAULT_ORG_ID", raising=False)
-    yield server
-    server.stop()
 
 
 def _ms(text: str) -> int:

@@ -255,9 +255,7 @@ class BatchProfileProcessor:
             )
         if self._worker_error is not None:
             self._recover_worker()
-        nbytes = frame_nbytes(data) if type(data) is not dict and rows > 0 and not isinstance(
-            data, list
-        ) else 0
+        nbytes = 0 if type(data) is dict or type(data) is list else frame_nbytes(data)
         if not self._has_room(rows, nbytes) and not self._make_room(rows, nbytes):
             self._drop(dataset.dataset_id, rows, result)
             return

@@ -46,7 +46,7 @@ class ProviderStatus:
 
     running: bool
     processors: tuple[ProcessorStatus, ...]
-    rows_buffered: int = 0
+    #: rows logged before this provider was installed that did not fit the waiting buffer
     rows_overflowed: int = 0
 
     @property
@@ -156,6 +156,7 @@ class ProfileProvider:
             raise ValueError("a ProfileProvider needs at least one processor")
         self._datasets = _Datasets()
         self._shutdown = False
+        self._overflowed_before_install = 0
         _live_providers.add(self)
 
     @property
@@ -238,6 +239,7 @@ class ProfileProvider:
         return ProviderStatus(
             running=not self._shutdown,
             processors=tuple(processor.status() for processor in self._processors),
+            rows_overflowed=self._overflowed_before_install,
         )
 
 
@@ -287,6 +289,7 @@ class _GlobalSink:
             buffered, self._buffer = self._buffer, []
             self.buffered_rows = 0
             overflowed, self.overflowed_rows = self.overflowed_rows, 0
+            provider._overflowed_before_install += overflowed
             for dataset, timestamp_ms, data, rows in buffered:
                 provider._emit(dataset, timestamp_ms, data, rows, False)
         if overflowed:
